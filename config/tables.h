@@ -1,0 +1,225 @@
+// The data-plane tables of SPEC.md §2, as C++ values: what the control
+// daemon compiles from the desired state (config/compile.h), what travels in
+// the Dataplane API (control/api/convert.h), and what both data planes
+// install. Pure data plus the checks and the digest that every side computes
+// the same way.
+#pragma once
+
+#include <array>
+#include <compare>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace stratus {
+
+// An IPv4 or IPv6 address in 16 bytes. IPv4 sits in bytes 0..3 (network
+// order) with the rest zero, the same layout as lb/flow_hash.h's key words.
+struct IpAddress {
+  enum class Family : std::uint8_t { kNone = 0, kV4 = 4, kV6 = 6 };
+
+  Family family = Family::kNone;
+  std::array<std::uint8_t, 16> bytes{};
+
+  static std::optional<IpAddress> parse(std::string_view text);
+  static IpAddress v4(std::uint32_t host_order);
+  std::string str() const;  // "" for kNone
+  bool is_v4() const { return family == Family::kV4; }
+  bool is_v6() const { return family == Family::kV6; }
+  bool empty() const { return family == Family::kNone; }
+  // The IPv4 address in network byte order, as read from the packet.
+  std::uint32_t v4_be() const;
+  std::uint32_t v4_host() const;
+  int bit_width() const { return is_v4() ? 32 : is_v6() ? 128 : 0; }
+
+  auto operator<=>(const IpAddress &) const = default;
+};
+
+// A prefix; host bits are always zero once parsed (parse() rejects "10.0.0.1/8"
+// so that a typo is not silently widened; canonical() clears them).
+struct IpPrefix {
+  IpAddress addr;
+  std::uint8_t len = 0;
+
+  static std::optional<IpPrefix> parse(std::string_view text);
+  std::string str() const;
+  bool contains(const IpAddress &a) const;
+  bool overlaps(const IpPrefix &other) const;
+  IpPrefix canonical() const;
+
+  auto operator<=>(const IpPrefix &) const = default;
+};
+
+struct MacAddress {
+  std::array<std::uint8_t, 6> bytes{};
+
+  static std::optional<MacAddress> parse(std::string_view text);
+  std::string str() const;
+  bool is_zero() const { return bytes == std::array<std::uint8_t, 6>{}; }
+
+  auto operator<=>(const MacAddress &) const = default;
+};
+
+enum class DataplaneKind : std::uint8_t { kXdp, kDpdk };
+enum class PortRole : std::uint8_t { kUnderlay, kTenant };
+enum class RouteKind : std::uint8_t { kRemote, kLocal, kBlackhole };
+enum class Encap : std::uint8_t { kVxlan, kIpip };
+enum class BackendState : std::uint8_t { kActive, kDraining, kDown };
+enum class ForwardingMode : std::uint8_t { kDsr };
+
+std::string_view to_string(DataplaneKind);
+std::string_view to_string(PortRole);
+std::string_view to_string(RouteKind);
+std::string_view to_string(Encap);
+std::string_view to_string(BackendState);
+std::string_view to_string(ForwardingMode);
+
+// VRF 0 is the underlay (the host network); tenants have ids from 1.
+inline constexpr std::uint32_t kUnderlayVrf = 0;
+inline constexpr std::uint32_t kMaxVni = (1u << 24) - 1;
+inline constexpr std::uint32_t kDefaultMaglevSize = 65537;
+inline constexpr std::uint16_t kDefaultVxlanPort = 4789;
+
+// Capacities that data planes size their tables by. Ids (VRF, service,
+// backend) are dense and below these bounds, so per-id counters are arrays.
+inline constexpr std::uint32_t kMaxVrfs = 4096;
+inline constexpr std::uint32_t kMaxServices = 4096;
+inline constexpr std::uint32_t kMaxBackends = 262144;
+inline constexpr std::uint32_t kMaxBackendsPerService = 4096;
+inline constexpr std::uint32_t kMaxMaglevSize = 1048573;  // a prime just under 2^20
+inline constexpr std::uint32_t kMaxPorts = 64;
+
+// Per-node connection-table settings (SPEC §4.2).
+struct FlowTableConfig {
+  std::uint32_t max_entries = 65536;  // per CPU (XDP) or per worker (DPDK)
+  std::uint32_t tcp_timeout_s = 300;
+  std::uint32_t udp_timeout_s = 30;
+
+  auto operator<=>(const FlowTableConfig &) const = default;
+};
+
+// A port of the node, named as the data plane knows it (an interface name for
+// XDP, a DPDK port name or vdev for DPDK). Tenant ports are bound to one VRF.
+struct Port {
+  std::string name;
+  PortRole role = PortRole::kUnderlay;
+  MacAddress mac;           // zero: use the device's own address
+  std::uint32_t vrf = 0;    // tenant ports only
+
+  auto operator<=>(const Port &) const = default;
+};
+
+// Table 1: the node itself.
+struct NodeTable {
+  std::string name;
+  DataplaneKind kind = DataplaneKind::kXdp;
+  std::vector<IpAddress> vteps;  // local VTEP addresses (VXLAN is decapsulated when outer dst is one)
+  std::uint16_t vxlan_port = kDefaultVxlanPort;
+  std::uint32_t underlay_mtu = 1500;
+  MacAddress gateway_mac;        // inner source MAC of routed packets; ARP answers
+  std::uint32_t hash_seed = 0;   // lb/flow_hash.h seed, the same on every node
+  FlowTableConfig flows;
+  std::vector<Port> ports;
+
+  auto operator<=>(const NodeTable &) const = default;
+};
+
+// Table 2: how to reach a remote underlay address. `remote` empty is the
+// default next hop.
+struct NextHop {
+  IpAddress remote;
+  std::string port;       // egress port name (a NodeTable port)
+  MacAddress dst_mac;
+  MacAddress src_mac;     // zero: the egress port's MAC
+
+  auto operator<=>(const NextHop &) const = default;
+};
+
+// Table 3: a tenant's VRF.
+struct Vrf {
+  std::uint32_t id = 0;   // dense, >= 1
+  std::uint32_t vni = 0;  // 24 bit
+  std::string tenant;
+  std::vector<IpAddress> gateways;  // tenant gateway addresses answered by ARP
+
+  auto operator<=>(const Vrf &) const = default;
+};
+
+// Table 4: a route in a VRF.
+struct Route {
+  std::uint32_t vrf = 0;
+  IpPrefix prefix;
+  RouteKind kind = RouteKind::kBlackhole;
+  IpAddress vtep;          // kRemote: the VTEP to encapsulate toward
+  std::uint32_t vni_out = 0;  // kRemote: VNI on the wire (may differ from the VRF's: translation)
+  std::string port;        // kLocal: tenant port to deliver on
+  MacAddress dst_mac;      // kRemote: inner destination MAC; kLocal: destination MAC
+
+  auto operator<=>(const Route &) const = default;
+};
+
+// Table 6: a backend of a service, with the encapsulation that reaches it.
+struct Backend {
+  std::uint32_t id = 0;      // dense, global across services; stable across pushes
+  std::string name;
+  IpAddress addr;
+  std::uint32_t vrf = 0;     // 0: outside the overlay
+  std::uint32_t weight = 1;
+  BackendState state = BackendState::kActive;
+  Encap encap = Encap::kVxlan;
+  IpAddress tunnel_dst;      // kVxlan: the VTEP hosting it; kIpip: its underlay address
+  std::uint32_t vni = 0;     // kVxlan: the backend's VNI
+  MacAddress inner_dst_mac;  // kVxlan: the backend's MAC
+
+  auto operator<=>(const Backend &) const = default;
+};
+
+// Tables 5 and 7: a service (VIP), its backends and its Maglev table.
+struct Service {
+  std::uint32_t id = 0;      // dense, >= 0; stable across pushes
+  std::string name;
+  std::uint32_t vrf = kUnderlayVrf;
+  IpAddress vip;
+  std::uint8_t proto = 6;    // IPPROTO_TCP / IPPROTO_UDP
+  std::uint16_t port = 0;    // 0: any port
+  std::uint32_t maglev_size = kDefaultMaglevSize;
+  std::uint32_t hash_flags = 0x1f;  // STRATUS_HASH_* (lb/flow_hash.h)
+  ForwardingMode mode = ForwardingMode::kDsr;
+  std::vector<Backend> backends;
+  // slot -> index into `backends`; maglev_size entries, or empty when no
+  // backend can take new flows (every packet of a new flow is then dropped
+  // with reason no_backend).
+  std::vector<std::uint32_t> maglev;
+
+  auto operator<=>(const Service &) const = default;
+};
+
+// Everything one data-plane node holds.
+struct Tables {
+  NodeTable node;
+  std::vector<NextHop> nexthops;
+  std::vector<Vrf> vrfs;
+  std::vector<Route> routes;
+  std::vector<Service> services;
+
+  auto operator<=>(const Tables &) const = default;
+};
+
+// Sorts every table by its key (next hops by remote, VRFs by id, routes by
+// (vrf, prefix), services by id; backends keep their order because Maglev
+// entries index them), so that equal contents compare and digest equal.
+void canonicalize(Tables &t);
+
+// Referential and range checks that a data plane runs before it applies
+// anything: every error, each as "routes[3] (vrf 2, 10.0.0.0/8): unknown port \"x\"".
+// Empty when the tables are consistent.
+std::vector<std::string> check(const Tables &t);
+
+// A 64-bit digest of the canonical form of the tables; the control daemon
+// and every data plane compute it alike and compare after each push.
+std::uint64_t digest(const Tables &t);
+std::string digest_hex(std::uint64_t d);
+
+}  // namespace stratus
