@@ -20,13 +20,15 @@ std::optional<IpAddress> IpAddress::parse(std::string_view text) {
   IpAddress a;
   if (s.find(':') == std::string::npos) {
     in_addr v4{};
-    if (inet_pton(AF_INET, s.c_str(), &v4) != 1) return std::nullopt;
+    if (inet_pton(AF_INET, s.c_str(), &v4) != 1)
+      return std::nullopt;
     a.family = Family::kV4;
     std::memcpy(a.bytes.data(), &v4, 4);
     return a;
   }
   in6_addr v6{};
-  if (inet_pton(AF_INET6, s.c_str(), &v6) != 1) return std::nullopt;
+  if (inet_pton(AF_INET6, s.c_str(), &v6) != 1)
+    return std::nullopt;
   a.family = Family::kV6;
   std::memcpy(a.bytes.data(), &v6, 16);
   return a;
@@ -46,7 +48,9 @@ std::uint32_t IpAddress::v4_be() const {
   return be;
 }
 
-std::uint32_t IpAddress::v4_host() const { return ntohl(v4_be()); }
+std::uint32_t IpAddress::v4_host() const {
+  return ntohl(v4_be());
+}
 
 std::string IpAddress::str() const {
   char buf[INET6_ADDRSTRLEN] = {};
@@ -61,7 +65,8 @@ std::string IpAddress::str() const {
 std::optional<IpPrefix> IpPrefix::parse(std::string_view text) {
   auto slash = text.find('/');
   auto addr = IpAddress::parse(text.substr(0, slash));
-  if (!addr) return std::nullopt;
+  if (!addr)
+    return std::nullopt;
   IpPrefix p;
   p.addr = *addr;
   if (slash == std::string_view::npos) {
@@ -69,19 +74,25 @@ std::optional<IpPrefix> IpPrefix::parse(std::string_view text) {
     return p;
   }
   std::string_view len = text.substr(slash + 1);
-  if (len.empty() || len.size() > 3) return std::nullopt;
+  if (len.empty() || len.size() > 3)
+    return std::nullopt;
   int n = 0;
   for (char c : len) {
-    if (c < '0' || c > '9') return std::nullopt;
+    if (c < '0' || c > '9')
+      return std::nullopt;
     n = n * 10 + (c - '0');
   }
-  if (n > addr->bit_width()) return std::nullopt;
+  if (n > addr->bit_width())
+    return std::nullopt;
   p.len = static_cast<std::uint8_t>(n);
-  if (p.canonical() != p) return std::nullopt;  // host bits set
+  if (p.canonical() != p)
+    return std::nullopt;  // host bits set
   return p;
 }
 
-std::string IpPrefix::str() const { return addr.str() + "/" + std::to_string(len); }
+std::string IpPrefix::str() const {
+  return addr.str() + "/" + std::to_string(len);
+}
 
 IpPrefix IpPrefix::canonical() const {
   IpPrefix p = *this;
@@ -93,29 +104,37 @@ IpPrefix IpPrefix::canonical() const {
 }
 
 bool IpPrefix::contains(const IpAddress &a) const {
-  if (a.family != addr.family) return false;
+  if (a.family != addr.family)
+    return false;
   IpPrefix probe{a, len};
   return probe.canonical().addr == addr;
 }
 
 bool IpPrefix::overlaps(const IpPrefix &other) const {
-  if (addr.family != other.addr.family) return false;
+  if (addr.family != other.addr.family)
+    return false;
   return len <= other.len ? contains(other.addr) : other.contains(addr);
 }
 
 std::optional<MacAddress> MacAddress::parse(std::string_view text) {
   MacAddress m;
-  if (text.size() != 17) return std::nullopt;
+  if (text.size() != 17)
+    return std::nullopt;
   for (int i = 0; i < 6; ++i) {
     auto hex = [](char c) -> int {
-      if (c >= '0' && c <= '9') return c - '0';
-      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      if (c >= '0' && c <= '9')
+        return c - '0';
+      if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
       return -1;
     };
     int hi = hex(text[i * 3]), lo = hex(text[i * 3 + 1]);
-    if (hi < 0 || lo < 0) return std::nullopt;
-    if (i < 5 && text[i * 3 + 2] != ':') return std::nullopt;
+    if (hi < 0 || lo < 0)
+      return std::nullopt;
+    if (i < 5 && text[i * 3 + 2] != ':')
+      return std::nullopt;
     m.bytes[i] = static_cast<std::uint8_t>(hi << 4 | lo);
   }
   return m;
@@ -130,26 +149,40 @@ std::string MacAddress::str() const {
 
 // ---------------------------------------------------------------- enum names
 
-std::string_view to_string(DataplaneKind k) { return k == DataplaneKind::kXdp ? "xdp" : "dpdk"; }
-std::string_view to_string(PortRole r) { return r == PortRole::kUnderlay ? "underlay" : "tenant"; }
+std::string_view to_string(DataplaneKind k) {
+  return k == DataplaneKind::kXdp ? "xdp" : "dpdk";
+}
+std::string_view to_string(PortRole r) {
+  return r == PortRole::kUnderlay ? "underlay" : "tenant";
+}
 std::string_view to_string(RouteKind k) {
   switch (k) {
-    case RouteKind::kRemote: return "remote";
-    case RouteKind::kLocal: return "local";
-    case RouteKind::kBlackhole: return "blackhole";
+    case RouteKind::kRemote:
+      return "remote";
+    case RouteKind::kLocal:
+      return "local";
+    case RouteKind::kBlackhole:
+      return "blackhole";
   }
   return "?";
 }
-std::string_view to_string(Encap e) { return e == Encap::kVxlan ? "vxlan" : "ipip"; }
+std::string_view to_string(Encap e) {
+  return e == Encap::kVxlan ? "vxlan" : "ipip";
+}
 std::string_view to_string(BackendState s) {
   switch (s) {
-    case BackendState::kActive: return "active";
-    case BackendState::kDraining: return "draining";
-    case BackendState::kDown: return "down";
+    case BackendState::kActive:
+      return "active";
+    case BackendState::kDraining:
+      return "draining";
+    case BackendState::kDown:
+      return "down";
   }
   return "?";
 }
-std::string_view to_string(ForwardingMode) { return "dsr"; }
+std::string_view to_string(ForwardingMode) {
+  return "dsr";
+}
 
 // ---------------------------------------------------------------- canonical form
 
@@ -184,7 +217,9 @@ class Errors {
   std::vector<std::string> list_;
 };
 
-std::string quoted(const std::string &s) { return "\"" + s + "\""; }
+std::string quoted(const std::string &s) {
+  return "\"" + s + "\"";
+}
 
 }  // namespace
 
@@ -192,17 +227,23 @@ std::vector<std::string> check(const Tables &t) {
   Errors err;
   const NodeTable &n = t.node;
 
-  if (n.name.empty()) err.add("node", "name is empty");
-  if (n.vteps.empty()) err.add("node", "no VTEP address");
+  if (n.name.empty())
+    err.add("node", "name is empty");
+  if (n.vteps.empty())
+    err.add("node", "no VTEP address");
   for (std::size_t i = 0; i < n.vteps.size(); ++i) {
-    if (n.vteps[i].empty()) err.add("node.vteps[" + std::to_string(i) + "]", "empty address");
+    if (n.vteps[i].empty())
+      err.add("node.vteps[" + std::to_string(i) + "]", "empty address");
   }
-  if (n.vxlan_port == 0) err.add("node.vxlan_port", "must not be 0");
+  if (n.vxlan_port == 0)
+    err.add("node.vxlan_port", "must not be 0");
   if (n.underlay_mtu < 576 || n.underlay_mtu > 9216) {
     err.add("node.underlay_mtu", std::to_string(n.underlay_mtu), " is outside 576..9216");
   }
-  if (n.flows.max_entries == 0) err.add("node.flows.max_entries", "must be positive");
-  if (n.ports.size() > kMaxPorts) err.add("node.ports", "more than ", std::to_string(kMaxPorts));
+  if (n.flows.max_entries == 0)
+    err.add("node.flows.max_entries", "must be positive");
+  if (n.ports.size() > kMaxPorts)
+    err.add("node.ports", "more than ", std::to_string(kMaxPorts));
 
   std::set<std::uint32_t> vrf_ids;
   std::set<std::uint32_t> vnis;
@@ -212,17 +253,22 @@ std::vector<std::string> check(const Tables &t) {
     if (v.id == kUnderlayVrf || v.id >= kMaxVrfs) {
       err.add(where, "id ", std::to_string(v.id), " outside 1..", std::to_string(kMaxVrfs - 1));
     }
-    if (!vrf_ids.insert(v.id).second) err.add(where, "duplicate id ", std::to_string(v.id));
-    if (v.vni > kMaxVni) err.add(where, "VNI ", std::to_string(v.vni), " exceeds 24 bits");
-    if (!vnis.insert(v.vni).second) err.add(where, "duplicate VNI ", std::to_string(v.vni));
+    if (!vrf_ids.insert(v.id).second)
+      err.add(where, "duplicate id ", std::to_string(v.id));
+    if (v.vni > kMaxVni)
+      err.add(where, "VNI ", std::to_string(v.vni), " exceeds 24 bits");
+    if (!vnis.insert(v.vni).second)
+      err.add(where, "duplicate VNI ", std::to_string(v.vni));
   }
 
   std::map<std::string, const Port *> ports;
   for (std::size_t i = 0; i < n.ports.size(); ++i) {
     const Port &p = n.ports[i];
     std::string where = "node.ports[" + std::to_string(i) + "]";
-    if (p.name.empty()) err.add(where, "name is empty");
-    if (!ports.emplace(p.name, &p).second) err.add(where, "duplicate port ", quoted(p.name));
+    if (p.name.empty())
+      err.add(where, "name is empty");
+    if (!ports.emplace(p.name, &p).second)
+      err.add(where, "duplicate port ", quoted(p.name));
     if (p.role == PortRole::kTenant && !vrf_ids.count(p.vrf)) {
       err.add(where, "tenant port ", quoted(p.name), " bound to unknown VRF ",
               std::to_string(p.vrf));
@@ -234,14 +280,16 @@ std::vector<std::string> check(const Tables &t) {
     const NextHop &h = t.nexthops[i];
     std::string where = "nexthops[" + std::to_string(i) + "] (" +
                         (h.remote.empty() ? std::string("default") : h.remote.str()) + ")";
-    if (!remotes.insert(h.remote).second) err.add(where, "duplicate next hop");
+    if (!remotes.insert(h.remote).second)
+      err.add(where, "duplicate next hop");
     auto p = ports.find(h.port);
     if (p == ports.end()) {
       err.add(where, "unknown port ", quoted(h.port));
     } else if (p->second->role != PortRole::kUnderlay) {
       err.add(where, "port ", quoted(h.port), " is not an underlay port");
     }
-    if (h.dst_mac.is_zero()) err.add(where, "destination MAC is zero");
+    if (h.dst_mac.is_zero())
+      err.add(where, "destination MAC is zero");
   }
 
   std::set<std::pair<std::uint32_t, IpPrefix>> route_keys;
@@ -249,16 +297,24 @@ std::vector<std::string> check(const Tables &t) {
     const Route &r = t.routes[i];
     std::string where = "routes[" + std::to_string(i) + "] (vrf " + std::to_string(r.vrf) + ", " +
                         r.prefix.str() + ")";
-    if (!vrf_ids.count(r.vrf)) err.add(where, "unknown VRF ", std::to_string(r.vrf));
-    if (r.prefix.addr.empty()) err.add(where, "prefix has no address");
-    if (r.prefix.canonical() != r.prefix) err.add(where, "prefix has host bits set");
-    if (r.prefix.len > r.prefix.addr.bit_width()) err.add(where, "prefix length too long");
-    if (!route_keys.insert({r.vrf, r.prefix}).second) err.add(where, "duplicate route");
+    if (!vrf_ids.count(r.vrf))
+      err.add(where, "unknown VRF ", std::to_string(r.vrf));
+    if (r.prefix.addr.empty())
+      err.add(where, "prefix has no address");
+    if (r.prefix.canonical() != r.prefix)
+      err.add(where, "prefix has host bits set");
+    if (r.prefix.len > r.prefix.addr.bit_width())
+      err.add(where, "prefix length too long");
+    if (!route_keys.insert({r.vrf, r.prefix}).second)
+      err.add(where, "duplicate route");
     switch (r.kind) {
       case RouteKind::kRemote:
-        if (r.vtep.empty()) err.add(where, "remote route without a VTEP");
-        if (r.vni_out > kMaxVni) err.add(where, "vni_out exceeds 24 bits");
-        if (r.dst_mac.is_zero()) err.add(where, "remote route without an inner destination MAC");
+        if (r.vtep.empty())
+          err.add(where, "remote route without a VTEP");
+        if (r.vni_out > kMaxVni)
+          err.add(where, "vni_out exceeds 24 bits");
+        if (r.dst_mac.is_zero())
+          err.add(where, "remote route without an inner destination MAC");
         break;
       case RouteKind::kLocal: {
         auto p = ports.find(r.port);
@@ -267,7 +323,8 @@ std::vector<std::string> check(const Tables &t) {
         } else if (p->second->role != PortRole::kTenant || p->second->vrf != r.vrf) {
           err.add(where, "port ", quoted(r.port), " is not a tenant port of this VRF");
         }
-        if (r.dst_mac.is_zero()) err.add(where, "local route without a destination MAC");
+        if (r.dst_mac.is_zero())
+          err.add(where, "local route without a destination MAC");
         break;
       }
       case RouteKind::kBlackhole:
@@ -281,33 +338,44 @@ std::vector<std::string> check(const Tables &t) {
   for (std::size_t i = 0; i < t.services.size(); ++i) {
     const Service &s = t.services[i];
     std::string where = "services[" + std::to_string(i) + "] (" + s.name + ")";
-    if (s.id >= kMaxServices) err.add(where, "id ", std::to_string(s.id), " too large");
-    if (!service_ids.insert(s.id).second) err.add(where, "duplicate id ", std::to_string(s.id));
+    if (s.id >= kMaxServices)
+      err.add(where, "id ", std::to_string(s.id), " too large");
+    if (!service_ids.insert(s.id).second)
+      err.add(where, "duplicate id ", std::to_string(s.id));
     if (s.vrf != kUnderlayVrf && !vrf_ids.count(s.vrf)) {
       err.add(where, "unknown VRF ", std::to_string(s.vrf));
     }
-    if (s.vip.empty()) err.add(where, "no VIP");
-    if (s.proto != 6 && s.proto != 17) err.add(where, "protocol ", std::to_string(s.proto), " is not TCP or UDP");
+    if (s.vip.empty())
+      err.add(where, "no VIP");
+    if (s.proto != 6 && s.proto != 17)
+      err.add(where, "protocol ", std::to_string(s.proto), " is not TCP or UDP");
     if (!service_keys.insert({s.vrf, s.vip, s.proto, s.port}).second) {
       err.add(where, "duplicate VIP ", s.vip.str(), ":", std::to_string(s.port));
     }
     if (!lb::is_prime(s.maglev_size) || s.maglev_size > kMaxMaglevSize) {
-      err.add(where, "Maglev size ", std::to_string(s.maglev_size),
-              " is not a prime up to ", std::to_string(kMaxMaglevSize));
+      err.add(where, "Maglev size ", std::to_string(s.maglev_size), " is not a prime up to ",
+              std::to_string(kMaxMaglevSize));
     }
-    if (s.backends.size() > kMaxBackendsPerService) err.add(where, "too many backends");
-    if (s.hash_flags & ~0x1fu) err.add(where, "unknown hash flags");
+    if (s.backends.size() > kMaxBackendsPerService)
+      err.add(where, "too many backends");
+    if (s.hash_flags & ~0x1fu)
+      err.add(where, "unknown hash flags");
     for (std::size_t j = 0; j < s.backends.size(); ++j) {
       const Backend &b = s.backends[j];
       std::string bwhere = where + ".backends[" + std::to_string(j) + "] (" + b.name + ")";
-      if (b.id >= kMaxBackends) err.add(bwhere, "id ", std::to_string(b.id), " too large");
-      if (!backend_ids.insert(b.id).second) err.add(bwhere, "duplicate id ", std::to_string(b.id));
+      if (b.id >= kMaxBackends)
+        err.add(bwhere, "id ", std::to_string(b.id), " too large");
+      if (!backend_ids.insert(b.id).second)
+        err.add(bwhere, "duplicate id ", std::to_string(b.id));
       if (b.vrf != kUnderlayVrf && !vrf_ids.count(b.vrf)) {
         err.add(bwhere, "unknown VRF ", std::to_string(b.vrf));
       }
-      if (b.addr.empty()) err.add(bwhere, "no address");
-      if (b.tunnel_dst.empty()) err.add(bwhere, "no tunnel destination");
-      if (b.encap == Encap::kVxlan && b.vni > kMaxVni) err.add(bwhere, "VNI exceeds 24 bits");
+      if (b.addr.empty())
+        err.add(bwhere, "no address");
+      if (b.tunnel_dst.empty())
+        err.add(bwhere, "no tunnel destination");
+      if (b.encap == Encap::kVxlan && b.vni > kMaxVni)
+        err.add(bwhere, "VNI exceeds 24 bits");
       if (b.encap == Encap::kVxlan && b.inner_dst_mac.is_zero()) {
         err.add(bwhere, "VXLAN backend without an inner destination MAC");
       }
@@ -344,7 +412,8 @@ class Digest {
   }
   void str(const std::string &s) {
     u64(s.size());
-    for (char c : s) u64(static_cast<unsigned char>(c));
+    for (char c : s)
+      u64(static_cast<unsigned char>(c));
   }
   void ip(const IpAddress &a) {
     u64(static_cast<std::uint64_t>(a.family));
@@ -374,7 +443,8 @@ std::uint64_t digest(const Tables &input) {
   d.str(n.name);
   d.u64(static_cast<std::uint64_t>(n.kind));
   d.u64(n.vteps.size());
-  for (const auto &v : n.vteps) d.ip(v);
+  for (const auto &v : n.vteps)
+    d.ip(v);
   d.u64(n.vxlan_port);
   d.u64(n.underlay_mtu);
   d.mac(n.gateway_mac);
@@ -402,7 +472,8 @@ std::uint64_t digest(const Tables &input) {
     d.u64(v.vni);
     d.str(v.tenant);
     d.u64(v.gateways.size());
-    for (const auto &g : v.gateways) d.ip(g);
+    for (const auto &g : v.gateways)
+      d.ip(g);
   }
   d.u64(t.routes.size());
   for (const auto &r : t.routes) {
@@ -445,7 +516,8 @@ std::uint64_t digest(const Tables &input) {
     for (; i + 1 < s.maglev.size(); i += 2) {
       d.u64(static_cast<std::uint64_t>(s.maglev[i]) << 32 | s.maglev[i + 1]);
     }
-    if (i < s.maglev.size()) d.u64(s.maglev[i]);
+    if (i < s.maglev.size())
+      d.u64(s.maglev[i]);
   }
   return d.value();
 }

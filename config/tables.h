@@ -105,8 +105,8 @@ struct FlowTableConfig {
 struct Port {
   std::string name;
   PortRole role = PortRole::kUnderlay;
-  MacAddress mac;           // zero: use the device's own address
-  std::uint32_t vrf = 0;    // tenant ports only
+  MacAddress mac;         // zero: use the device's own address
+  std::uint32_t vrf = 0;  // tenant ports only
 
   auto operator<=>(const Port &) const = default;
 };
@@ -115,11 +115,12 @@ struct Port {
 struct NodeTable {
   std::string name;
   DataplaneKind kind = DataplaneKind::kXdp;
-  std::vector<IpAddress> vteps;  // local VTEP addresses (VXLAN is decapsulated when outer dst is one)
+  std::vector<IpAddress>
+      vteps;  // local VTEP addresses (VXLAN is decapsulated when outer dst is one)
   std::uint16_t vxlan_port = kDefaultVxlanPort;
   std::uint32_t underlay_mtu = 1500;
-  MacAddress gateway_mac;        // inner source MAC of routed packets; ARP answers
-  std::uint32_t hash_seed = 0;   // lb/flow_hash.h seed, the same on every node
+  MacAddress gateway_mac;       // inner source MAC of routed packets; ARP answers
+  std::uint32_t hash_seed = 0;  // lb/flow_hash.h seed, the same on every node
   FlowTableConfig flows;
   std::vector<Port> ports;
 
@@ -130,9 +131,9 @@ struct NodeTable {
 // default next hop.
 struct NextHop {
   IpAddress remote;
-  std::string port;       // egress port name (a NodeTable port)
+  std::string port;  // egress port name (a NodeTable port)
   MacAddress dst_mac;
-  MacAddress src_mac;     // zero: the egress port's MAC
+  MacAddress src_mac;  // zero: the egress port's MAC
 
   auto operator<=>(const NextHop &) const = default;
 };
@@ -152,20 +153,20 @@ struct Route {
   std::uint32_t vrf = 0;
   IpPrefix prefix;
   RouteKind kind = RouteKind::kBlackhole;
-  IpAddress vtep;          // kRemote: the VTEP to encapsulate toward
+  IpAddress vtep;             // kRemote: the VTEP to encapsulate toward
   std::uint32_t vni_out = 0;  // kRemote: VNI on the wire (may differ from the VRF's: translation)
-  std::string port;        // kLocal: tenant port to deliver on
-  MacAddress dst_mac;      // kRemote: inner destination MAC; kLocal: destination MAC
+  std::string port;           // kLocal: tenant port to deliver on
+  MacAddress dst_mac;         // kRemote: inner destination MAC; kLocal: destination MAC
 
   auto operator<=>(const Route &) const = default;
 };
 
 // Table 6: a backend of a service, with the encapsulation that reaches it.
 struct Backend {
-  std::uint32_t id = 0;      // dense, global across services; stable across pushes
+  std::uint32_t id = 0;  // dense, global across services; stable across pushes
   std::string name;
   IpAddress addr;
-  std::uint32_t vrf = 0;     // 0: outside the overlay
+  std::uint32_t vrf = 0;  // 0: outside the overlay
   std::uint32_t weight = 1;
   BackendState state = BackendState::kActive;
   Encap encap = Encap::kVxlan;
@@ -178,12 +179,12 @@ struct Backend {
 
 // Tables 5 and 7: a service (VIP), its backends and its Maglev table.
 struct Service {
-  std::uint32_t id = 0;      // dense, >= 0; stable across pushes
+  std::uint32_t id = 0;  // dense, >= 0; stable across pushes
   std::string name;
   std::uint32_t vrf = kUnderlayVrf;
   IpAddress vip;
-  std::uint8_t proto = 6;    // IPPROTO_TCP / IPPROTO_UDP
-  std::uint16_t port = 0;    // 0: any port
+  std::uint8_t proto = 6;  // IPPROTO_TCP / IPPROTO_UDP
+  std::uint16_t port = 0;  // 0: any port
   std::uint32_t maglev_size = kDefaultMaglevSize;
   std::uint32_t hash_flags = 0x1f;  // STRATUS_HASH_* (lb/flow_hash.h)
   ForwardingMode mode = ForwardingMode::kDsr;

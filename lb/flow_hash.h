@@ -38,7 +38,7 @@ typedef __u32 stratus_u32;
 #define STRATUS_HASH_SRC_PORT (1u << 2)
 #define STRATUS_HASH_DST_PORT (1u << 3)
 #define STRATUS_HASH_PROTO (1u << 4)
-#define STRATUS_HASH_DEFAULT                                                                \
+#define STRATUS_HASH_DEFAULT                                                                   \
   (STRATUS_HASH_SRC_IP | STRATUS_HASH_DST_IP | STRATUS_HASH_SRC_PORT | STRATUS_HASH_DST_PORT | \
    STRATUS_HASH_PROTO)
 
@@ -109,9 +109,12 @@ STRATUS_INLINE void stratus_flow_key_reduce(struct stratus_flow_key *key, stratu
   if (!(flags & STRATUS_HASH_DST_IP)) {
     key->dst[0] = key->dst[1] = key->dst[2] = key->dst[3] = 0;
   }
-  if (!(flags & STRATUS_HASH_SRC_PORT)) key->sport = 0;
-  if (!(flags & STRATUS_HASH_DST_PORT)) key->dport = 0;
-  if (!(flags & STRATUS_HASH_PROTO)) key->proto = 0;
+  if (!(flags & STRATUS_HASH_SRC_PORT))
+    key->sport = 0;
+  if (!(flags & STRATUS_HASH_DST_PORT))
+    key->dport = 0;
+  if (!(flags & STRATUS_HASH_PROTO))
+    key->proto = 0;
 }
 
 /* VXLAN outer UDP source port for an inner flow (SPEC §3): 49152 + hash mod

@@ -7,11 +7,15 @@
 namespace stratus::lb {
 
 constexpr bool is_prime(std::uint64_t n) {
-  if (n < 2) return false;
-  if (n % 2 == 0) return n == 2;
-  if (n % 3 == 0) return n == 3;
+  if (n < 2)
+    return false;
+  if (n % 2 == 0)
+    return n == 2;
+  if (n % 3 == 0)
+    return n == 3;
   for (std::uint64_t i = 5; i * i <= n; i += 6) {
-    if (n % i == 0 || n % (i + 2) == 0) return false;
+    if (n % i == 0 || n % (i + 2) == 0)
+      return false;
   }
   return true;
 }
