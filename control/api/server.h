@@ -119,7 +119,9 @@ class DataplaneService final : public pb::Dataplane::Service {
 std::unique_ptr<grpc::Server> serve(grpc::Service &service, const std::string &endpoint);
 
 // The data-plane metric families (SPEC.md §6), collected at scrape time
-// from service.counters(): register with a prometheus::Exposer.
+// from service.counters(): register with a prometheus::Exposer. The Exposer
+// holds collectables by weak pointer: keep the returned pointer alive as
+// long as the Exposer serves it.
 std::shared_ptr<prometheus::Collectable> dataplane_metrics(DataplaneService &service);
 
 }  // namespace stratus::api

@@ -1,0 +1,489 @@
+// The XDP program against the shared packet fixtures (tests/fixtures,
+// docs/packet-behaviour.md): every case runs through BPF_PROG_TEST_RUN on
+// fresh maps filled by XdpDriver::install (the real install path), inside a
+// private network namespace whose veth devices carry the fixture port
+// names. Verdict and output bytes must match exactly; the drop reason is
+// read from the per-CPU drop counters and the egress port from the per-port
+// tx counters. Also: an agent restart over pinned maps keeps tables and
+// connections.
+#include <bpf/bpf.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/bpf.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include <cstdio>
+#include <cstring>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "lb/drop_reason.h"
+#include "tests/fixtures/fixture.h"
+#include "tests/xdp/test_netns.h"
+#include "xdp/xdp_driver.h"
+
+namespace stratus::xdp {
+namespace {
+
+namespace fx = stratus::fixtures;
+namespace fs = std::filesystem;
+using test_support::TestNetns;
+
+fx::Fixtures &fixtures() {
+  static fx::Fixtures f;
+  return f;
+}
+
+const fx::Case &find_case(const std::string &name) {
+  for (const auto &c : fixtures().cases) {
+    if (c.name == name)
+      return c;
+  }
+  throw std::runtime_error("no fixture case " + name);
+}
+
+// ------------------------------------------------------------ running
+
+struct RunResult {
+  int rc = 0;  // bpf_prog_test_run_opts() return
+  std::uint32_t action = 0;
+  std::vector<std::uint8_t> output;
+};
+
+RunResult run_packet(int prog_fd, const std::string &in_port, const std::vector<std::uint8_t> &in) {
+  RunResult r;
+  r.output.resize(in.size() + 512);
+  xdp_md ctx{};
+  ctx.data_end = static_cast<__u32>(in.size());
+  ctx.ingress_ifindex = if_nametoindex(in_port.c_str());
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = r.output.data(),
+              .data_size_in = static_cast<__u32>(in.size()),
+              .data_size_out = static_cast<__u32>(r.output.size()), .ctx_in = &ctx,
+              .ctx_size_in = sizeof ctx, .repeat = 1);
+  r.rc = bpf_prog_test_run_opts(prog_fd, &opts);
+  r.action = opts.retval;
+  r.output.resize(r.rc == 0 ? opts.data_size_out : 0);
+  return r;
+}
+
+std::string action_name(std::uint32_t a) {
+  switch (a) {
+    case XDP_ABORTED:
+      return "XDP_ABORTED";
+    case XDP_DROP:
+      return "XDP_DROP";
+    case XDP_PASS:
+      return "XDP_PASS";
+    case XDP_TX:
+      return "XDP_TX";
+    case XDP_REDIRECT:
+      return "XDP_REDIRECT";
+  }
+  return "action " + std::to_string(a);
+}
+
+struct Snapshot {
+  std::map<std::string, std::uint64_t> drops;
+  std::map<std::string, std::uint64_t> tx;
+};
+
+Snapshot snapshot(XdpDriver &driver) {
+  api::pb::CountersReply reply;
+  driver.counters(&reply);
+  Snapshot s;
+  for (const auto &d : reply.drops())
+    s.drops[d.reason()] = d.packets();
+  for (const auto &p : reply.ports())
+    s.tx[p.port()] = p.tx().packets();
+  return s;
+}
+
+std::map<std::string, std::uint64_t> delta(const std::map<std::string, std::uint64_t> &before,
+                                           const std::map<std::string, std::uint64_t> &after) {
+  std::map<std::string, std::uint64_t> d;
+  for (const auto &[k, v] : after) {
+    auto it = before.find(k);
+    std::uint64_t b = it == before.end() ? 0 : it->second;
+    if (v != b)
+      d[k] = v - b;
+  }
+  return d;
+}
+
+std::string describe(const std::map<std::string, std::uint64_t> &m) {
+  std::string s = "{";
+  for (const auto &[k, v] : m)
+    s += " " + k + "+" + std::to_string(v);
+  return s + " }";
+}
+
+// Runs one packet step and checks verdict, bytes, drop reason and port.
+void check_step(XdpDriver &driver, const fx::PacketStep &p, std::size_t index) {
+  SCOPED_TRACE("step " + std::to_string(index) + " (in on " + p.in_port + ")");
+  Snapshot before = snapshot(driver);
+  RunResult r = run_packet(driver.program_fd(), p.in_port, p.input);
+  ASSERT_EQ(r.rc, 0) << "BPF_PROG_TEST_RUN failed: " << std::strerror(errno);
+  Snapshot after = snapshot(driver);
+  auto drops = delta(before.drops, after.drops);
+  auto tx = delta(before.tx, after.tx);
+
+  switch (p.verdict) {
+    case fx::Verdict::kForward: {
+      std::uint32_t want = p.out_port == p.in_port ? XDP_TX : XDP_REDIRECT;
+      EXPECT_EQ(action_name(r.action), action_name(want)) << "drops " << describe(drops);
+      EXPECT_EQ(fx::hex(r.output), fx::hex(p.output)) << "output bytes differ";
+      std::map<std::string, std::uint64_t> want_tx = {{p.out_port, 1}};
+      EXPECT_EQ(describe(tx), describe(want_tx)) << "tx counters";
+      EXPECT_TRUE(drops.empty()) << "drops " << describe(drops);
+      break;
+    }
+    case fx::Verdict::kPass:
+      EXPECT_EQ(action_name(r.action), action_name(XDP_PASS)) << "drops " << describe(drops);
+      EXPECT_EQ(fx::hex(r.output), fx::hex(p.input)) << "a passed frame must be unchanged";
+      EXPECT_TRUE(drops.empty()) << "drops " << describe(drops);
+      EXPECT_TRUE(tx.empty()) << "tx " << describe(tx);
+      break;
+    case fx::Verdict::kDrop: {
+      EXPECT_EQ(action_name(r.action), action_name(XDP_DROP));
+      std::map<std::string, std::uint64_t> want = {{p.drop_reason, 1}};
+      EXPECT_EQ(describe(drops), describe(want)) << "drop counters";
+      EXPECT_TRUE(tx.empty()) << "tx " << describe(tx);
+      break;
+    }
+  }
+}
+
+XdpOptions private_maps() {
+  XdpOptions o;
+  o.bpffs_root.clear();  // fresh, unpinned maps
+  return o;
+}
+
+// ------------------------------------------------------------ fixture cases
+
+class Fixture : public testing::TestWithParam<std::string> {};
+
+TEST_P(Fixture, Case) {
+  const fx::Case &c = find_case(GetParam());
+  SCOPED_TRACE(c.description);
+  for (const auto &step : c.steps) {
+    if (const auto *p = std::get_if<fx::PacketStep>(&step); p && p->input.size() < 14) {
+      GTEST_SKIP() << "BPF_PROG_TEST_RUN refuses frames shorter than 14 bytes (ETH_HLEN), so "
+                      "this case cannot reach the program";
+    }
+  }
+  XdpDriver driver(private_maps());
+  Tables tables = fixtures().tables.at(c.tables);
+  ASSERT_NO_THROW(driver.install(Tables{}, tables));
+  for (std::size_t i = 0; i < c.steps.size(); ++i) {
+    if (const auto *p = std::get_if<fx::PacketStep>(&c.steps[i])) {
+      check_step(driver, *p, i);
+      if (HasFatalFailure())
+        return;
+    } else {
+      Tables next = tables;
+      fx::apply(std::get<fx::SetBackendStep>(c.steps[i]), next);
+      ASSERT_NO_THROW(driver.install(tables, next)) << "step " << i;
+      tables = next;
+    }
+  }
+}
+
+std::vector<std::string> case_names() {
+  std::vector<std::string> names;
+  for (const auto &c : fixtures().cases)
+    names.push_back(c.name);
+  return names;
+}
+
+INSTANTIATE_TEST_SUITE_P(Packets, Fixture, testing::ValuesIn(case_names()),
+                         [](const testing::TestParamInfo<std::string> &param) {
+                           return param.param;
+                         });
+
+// ------------------------------------------------------------ install
+
+// A transaction that cannot be installed (a port that does not exist)
+// leaves the previous tables working.
+TEST(Install, FailedInstallKeepsPreviousTables) {
+  const fx::Case &c = find_case("overlay_remote_tcp");
+  const auto &p = std::get<fx::PacketStep>(c.steps.at(0));
+  XdpDriver driver(private_maps());
+  Tables tables = fixtures().tables.at(c.tables);
+  driver.install(Tables{}, tables);
+  Tables bad = tables;
+  bad.node.ports.push_back({"nosuchport0", PortRole::kUnderlay, {}, 0});
+  bad.routes.clear();
+  EXPECT_THROW(driver.install(tables, bad), std::exception);
+  check_step(driver, p, 0);
+}
+
+// A transaction that fails while it is being applied (the gateways map
+// overflows after the VNI map and the Maglev tables were already written)
+// is undone: the new VNI is gone, the old Maglev table is back.
+TEST(Install, FailedApplyRollsBack) {
+  const fx::Case &routed = find_case("overlay_remote_tcp");
+  const fx::Case &lb = find_case("lb_underlay_vxlan_backend");
+  ASSERT_EQ(routed.tables, lb.tables);
+  const auto &rp = std::get<fx::PacketStep>(routed.steps.at(0));
+  const auto &lp = std::get<fx::PacketStep>(lb.steps.at(0));
+  XdpDriver driver(private_maps());
+  Tables tables = fixtures().tables.at(routed.tables);
+  driver.install(Tables{}, tables);
+
+  Tables bad = tables;
+  Vrf extra;
+  extra.id = 4000;
+  extra.vni = 999;
+  extra.tenant = "overflow";
+  for (std::uint32_t i = 0; i < 20000; ++i) {
+    extra.gateways.push_back(IpAddress::v4(0x0ac80000u + i));  // 10.200.0.0 + i
+  }
+  bad.vrfs.push_back(extra);
+  for (auto &svc : bad.services) {
+    for (auto &slot : svc.maglev)
+      slot = 0;
+  }
+  ASSERT_TRUE(check(bad).empty());
+  EXPECT_THROW(driver.install(tables, bad), std::exception);
+
+  check_step(driver, rp, 0);
+  check_step(driver, lp, 1);
+  // VNI 999 was written before the failure and must be gone again.
+  std::vector<std::uint8_t> vni999 = rp.input;
+  ASSERT_GT(vni999.size(), 49u);
+  vni999[46] = 0x00;
+  vni999[47] = 0x03;
+  vni999[48] = 0xe7;
+  fx::PacketStep unknown;
+  unknown.in_port = rp.in_port;
+  unknown.input = vni999;
+  unknown.verdict = fx::Verdict::kDrop;
+  unknown.drop_reason = "unknown_vni";
+  check_step(driver, unknown, 2);
+}
+
+// Removing every route and then putting them back goes through the delete
+// and re-add paths of the diff.
+TEST(Install, DeleteThenRestore) {
+  const fx::Case &c = find_case("overlay_remote_tcp");
+  const auto &p = std::get<fx::PacketStep>(c.steps.at(0));
+  XdpDriver driver(private_maps());
+  Tables tables = fixtures().tables.at(c.tables);
+  driver.install(Tables{}, tables);
+  Tables empty = tables;
+  empty.routes.clear();
+  empty.services.clear();
+  driver.install(tables, empty);
+  RunResult r = run_packet(driver.program_fd(), p.in_port, p.input);
+  ASSERT_EQ(r.rc, 0);
+  EXPECT_EQ(action_name(r.action), action_name(XDP_DROP));
+  driver.install(empty, tables);
+  check_step(driver, p, 0);
+}
+
+// ------------------------------------------------------------ XDP-specific
+
+// docs/packet-behaviour.md §3: ARP for a VTEP address on the underlay is the
+// kernel's business in XDP (no shared fixture, each data plane tests it).
+TEST(Underlay, ArpForVtepPasses) {
+  const fx::Case &c = find_case("overlay_remote_tcp");
+  Tables tables = fixtures().tables.at(c.tables);
+  ASSERT_FALSE(tables.node.vteps.empty());
+  std::uint32_t vtep = tables.node.vteps[0].v4_be();
+  std::vector<std::uint8_t> arp = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0,    0,   0,
+                                   0xfe, 0x01, 0x08, 0x06, 0x00, 0x01, 0x08, 0x00, 6,   4,
+                                   0x00, 0x01, 0x02, 0,    0,    0,    0xfe, 0x01, 192, 0,
+                                   2,    254,  0,    0,    0,    0,    0,    0};
+  const auto *v = reinterpret_cast<const std::uint8_t *>(&vtep);
+  arp.insert(arp.end(), v, v + 4);
+  XdpDriver driver(private_maps());
+  driver.install(Tables{}, tables);
+  fx::PacketStep step;
+  step.in_port = tables.node.ports.at(0).name;
+  ASSERT_EQ(tables.node.ports.at(0).role, PortRole::kUnderlay);
+  step.input = arp;
+  step.verdict = fx::Verdict::kPass;
+  check_step(driver, step, 0);
+}
+
+// Connection entries expire after the node's timeout: the next packet of
+// the flow is a miss again (and Maglev picks the same backend).
+TEST(ConnectionTable, EntriesExpire) {
+  const fx::Case &c = find_case("lb_underlay_multi_packet_flow");
+  const auto &p = std::get<fx::PacketStep>(c.steps.at(0));
+  Tables tables = fixtures().tables.at(c.tables);
+  tables.node.flows.tcp_timeout_s = 1;
+  XdpDriver driver(private_maps());
+  driver.install(Tables{}, tables);
+  auto hits_misses = [&] {
+    api::pb::CountersReply r;
+    driver.counters(&r);
+    return std::make_pair(r.flow_hits(), r.flow_misses());
+  };
+  check_step(driver, p, 0);
+  check_step(driver, p, 1);
+  EXPECT_EQ(hits_misses(), std::make_pair(std::uint64_t{1}, std::uint64_t{1}));
+  ::usleep(1500 * 1000);
+  check_step(driver, p, 2);
+  EXPECT_EQ(hits_misses(), std::make_pair(std::uint64_t{1}, std::uint64_t{2}));
+  EXPECT_EQ(driver.flow_count(), 1u);
+}
+
+// ------------------------------------------------------------ restart
+
+class Restart : public testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = "/sys/fs/bpf/stratus-xdp-test-" + std::to_string(::getpid());
+    options_.instance = "restart";
+    options_.bpffs_root = root_;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(root_, ec);
+  }
+  std::string root_;
+  XdpOptions options_;
+};
+
+TEST_F(Restart, PinnedMapsKeepTablesAndFlows) {
+  const fx::Case &lb = find_case("lb_underlay_multi_packet_flow");
+  const auto &first = std::get<fx::PacketStep>(lb.steps.at(0));
+  const fx::Case &route = find_case("overlay_remote_tcp");
+  const auto &routed = std::get<fx::PacketStep>(route.steps.at(0));
+  ASSERT_EQ(lb.tables, route.tables);
+  Tables tables = fixtures().tables.at(lb.tables);
+
+  stratus_flow_key key{};
+  api::pb::Flow flow;
+  {
+    XdpDriver before(options_);
+    EXPECT_FALSE(before.reused_pins());
+    before.install(Tables{}, tables);
+    check_step(before, first, 0);
+    ASSERT_EQ(before.flow_count(), 1u);
+    before.dump_flows({}, [&](const api::pb::Flow &f) {
+      flow = f;
+      return false;
+    });
+  }  // destroyed without detach: the pins stay
+
+  XdpDriver after(options_);
+  EXPECT_TRUE(after.reused_pins());
+  EXPECT_EQ(after.flow_count(), 1u);
+  api::pb::Flow again;
+  after.dump_flows({}, [&](const api::pb::Flow &f) {
+    again = f;
+    return false;
+  });
+  EXPECT_EQ(again.backend_id(), flow.backend_id());
+  EXPECT_EQ(again.service_id(), flow.service_id());
+  std::memcpy(&key.src[0], again.src().addr().data(), 4);
+  std::memcpy(&key.dst[0], again.dst().addr().data(), 4);
+  key.vrf = again.vrf();
+  key.sport = htons(static_cast<std::uint16_t>(again.sport()));
+  key.dport = htons(static_cast<std::uint16_t>(again.dport()));
+  key.proto = static_cast<std::uint8_t>(again.proto());
+  auto entry = after.lookup_flow(key);
+  ASSERT_TRUE(entry.has_value());
+  EXPECT_EQ(entry->backend_id, flow.backend_id());
+
+  // The tables are live before any install (the program keeps forwarding);
+  // the driver names counters only once it has tables, so check the frame.
+  RunResult r = run_packet(after.program_fd(), routed.in_port, routed.input);
+  ASSERT_EQ(r.rc, 0);
+  EXPECT_EQ(action_name(r.action), action_name(XDP_TX));
+  EXPECT_EQ(fx::hex(r.output), fx::hex(routed.output));
+  // The restarted agent re-installs its saved tables: nothing is lost.
+  after.install(Tables{}, tables);
+  EXPECT_EQ(after.flow_count(), 1u);
+  check_step(after, first, 1);
+  check_step(after, routed, 1);
+
+  after.set_detach_on_exit(true);
+}
+
+TEST_F(Restart, DetachRemovesPins) {
+  {
+    XdpDriver d(options_);
+    d.set_detach_on_exit(true);
+  }
+  EXPECT_FALSE(fs::exists(root_ + "/restart"));
+}
+
+}  // namespace
+}  // namespace stratus::xdp
+
+int main(int argc, char **argv) {
+  if (::geteuid() != 0) {
+    std::cout << "SKIP: needs root (BPF programs, network namespaces)\n";
+    return 77;
+  }
+  struct statfs sfs {};
+  if (::statfs("/sys/fs/bpf", &sfs) != 0 || sfs.f_type != 0xcafe4a11) {
+    // XdpDriver mounts it when it pins; do it here so a missing bpffs is a
+    // SKIP rather than a failure.
+    if (std::system("mount -t bpf bpf /sys/fs/bpf >/dev/null 2>&1") != 0) {
+      std::cout << "SKIP: no bpffs on /sys/fs/bpf and cannot mount one\n";
+      return 77;
+    }
+  }
+  std::string path = std::getenv("STRATUS_FIXTURES") ? std::getenv("STRATUS_FIXTURES")
+                                                     : stratus::fixtures::default_path();
+  try {
+    stratus::xdp::fixtures() = stratus::fixtures::load(path);
+  } catch (const std::exception &e) {
+    std::cerr << "cannot load fixtures: " << e.what() << "\n";
+    return 1;
+  }
+  // After the fixtures: the case names are the test parameters.
+  testing::InitGoogleTest(&argc, argv);
+  std::map<std::string, stratus::MacAddress> ports;
+  for (const auto &[name, t] : stratus::xdp::fixtures().tables) {
+    for (const auto &p : t.node.ports)
+      ports[p.name] = p.mac;
+  }
+
+  // Every step of a case must run on one CPU (per-CPU connection tables).
+  cpu_set_t cpus;
+  CPU_ZERO(&cpus);
+  CPU_SET(0, &cpus);
+  sched_setaffinity(0, sizeof cpus, &cpus);
+
+  int rc;
+  {
+    stratus::xdp::test_support::TestNetns netns;
+    netns.remove_stale();
+    // Pins of earlier runs that crashed (Restart.* removes its own).
+    std::error_code ec;
+    for (const auto &e : std::filesystem::directory_iterator("/sys/fs/bpf", ec)) {
+      std::string n = e.path().filename();
+      const std::string prefix = "stratus-xdp-test-";
+      if (n.rfind(prefix, 0) != 0)
+        continue;
+      int pid = std::atoi(n.c_str() + prefix.size());
+      if (pid > 0 && ::kill(pid, 0) != 0)
+        std::filesystem::remove_all(e.path(), ec);
+    }
+    std::string why;
+    if (!netns.enter(ports, &why)) {
+      std::cout << "SKIP: " << why << "\n";
+      return 77;
+    }
+    rc = RUN_ALL_TESTS();
+  }
+  return rc;
+}

@@ -1,0 +1,218 @@
+/* The load-balancer path (SPEC.md §4, docs/packet-behaviour.md §4.1-§4.5):
+ * VIP lookups, the per-CPU connection table with its timeouts, Maglev
+ * selection with the shared flow hash, direct-server-return forwarding to
+ * the backend, and ICMP errors about a VIP flow sent to the backend that
+ * owns the flow.
+ */
+#ifndef STRATUS_XDP_BPF_LB_H
+#define STRATUS_XDP_BPF_LB_H
+
+#include "lb/flow_hash.h"
+#include "xdp/bpf/encap.h"
+
+/* Whether any service of `vrf` has this VIP and protocol, whatever its port. */
+static __always_inline int stratus_is_vip(__u32 vrf, __be32 addr, __u8 proto) {
+  struct stratus_vip_key key = {.vrf = vrf, .vip = {addr, 0, 0, 0}, .proto = proto};
+  return bpf_map_lookup_elem(&vips, &key) != 0;
+}
+
+/* (vrf, vip, proto, port) exactly, else with port 0. */
+static __always_inline struct stratus_service *stratus_service_v4(__u32 vrf, __be32 vip, __u8 proto,
+                                                                  __be16 port) {
+  struct stratus_service_key key = {
+      .vrf = vrf, .vip = {vip, 0, 0, 0}, .port = port, .proto = proto, .pad = 0};
+  struct stratus_service *svc = bpf_map_lookup_elem(&services, &key);
+  if (svc || port == 0)
+    return svc;
+  key.port = 0;
+  return bpf_map_lookup_elem(&services, &key);
+}
+
+static __always_inline int stratus_backend_alive(const struct stratus_backend *be) {
+  return be->state == STRATUS_BACKEND_ACTIVE || be->state == STRATUS_BACKEND_DRAINING;
+}
+
+/* Maglev: the id of the backend owning the key's slot, or 0 (null) when the
+ * service's table is empty. */
+static __always_inline __u32 *stratus_maglev_pick(const struct stratus_node_cfg *cfg,
+                                                  const struct stratus_service *svc,
+                                                  const struct stratus_flow_key *key) {
+  __u32 size = svc->maglev_size;
+  if (size == 0)
+    return 0;
+  void *table = bpf_map_lookup_elem(&maglev, &svc->id);
+  if (!table)
+    return 0;
+  __u32 slot = stratus_flow_hash(key, cfg->hash_seed) % size;
+  return bpf_map_lookup_elem(table, &slot);
+}
+
+/* This CPU's entry for the key, if it belongs to `svc` and has not
+ * expired; 0 otherwise. The caller checks the backend's state. */
+static __always_inline struct stratus_conn *stratus_conn_find(void *ct,
+                                                              const struct stratus_node_cfg *cfg,
+                                                              const struct stratus_service *svc,
+                                                              const struct stratus_flow_key *key,
+                                                              __u64 now) {
+  if (!ct)
+    return 0;
+  struct stratus_conn *conn = bpf_map_lookup_elem(ct, key);
+  if (!conn || conn->service != svc->id)
+    return 0;
+  __u64 timeout = key->proto == IPPROTO_UDP ? cfg->udp_timeout_ns : cfg->tcp_timeout_ns;
+  if (now - conn->last_seen_ns > timeout) {
+    stratus_count_misc(STRATUS_MISC_CONN_EXPIRED);
+    return 0;
+  }
+  return conn;
+}
+
+/* The backend of an existing connection entry if it is active or
+ * draining, else 0. */
+static __always_inline struct stratus_backend *stratus_conn_backend(
+    const struct stratus_conn *conn) {
+  if (!conn)
+    return 0;
+  __u32 id = conn->backend;
+  struct stratus_backend *be = bpf_map_lookup_elem(&backends, &id);
+  if (!be || !stratus_backend_alive(be))
+    return 0;
+  return be;
+}
+
+/* DSR: the IP packet goes to the backend unchanged, VXLAN (inner
+ * destination MAC = the backend's) or IPIP. */
+static __always_inline int stratus_lb_forward(struct xdp_md *ctx,
+                                              const struct stratus_node_cfg *cfg,
+                                              const struct stratus_pkt *pkt,
+                                              const struct stratus_backend *be) {
+  if (stratus_trim(ctx, sizeof(struct ethhdr) + pkt->ip_len))
+    return stratus_drop(STRATUS_DROP_TX_FAILED);
+  __be32 dst = be->tunnel_dst[0];
+  if (be->encap == STRATUS_ENCAP_IPIP)
+    return stratus_encap_ipip(ctx, cfg, pkt, dst);
+
+  void *data = (void *)(long)ctx->data;
+  void *data_end = (void *)(long)ctx->data_end;
+  struct ethhdr *eth = data;
+  if ((void *)(eth + 1) > data_end)
+    return stratus_drop(STRATUS_DROP_MALFORMED_ETHERNET);
+  __builtin_memcpy(eth->h_dest, be->mac, ETH_ALEN);
+  __builtin_memcpy(eth->h_source, cfg->gateway_mac, ETH_ALEN);
+  eth->h_proto = bpf_htons(ETH_P_IP);
+  return stratus_encap_vxlan(ctx, cfg, pkt, dst, be->vni);
+}
+
+/* Load balancing for a TCP/UDP non-fragment (§4.4-§4.5);
+ * STRATUS_CONTINUE when (vrf, dst, proto, dport) is no service. */
+static __always_inline int stratus_lb(struct xdp_md *ctx, const struct stratus_node_cfg *cfg,
+                                      const struct stratus_pkt *pkt) {
+  const struct stratus_flow_key *t = &pkt->tuple;
+  if (t->proto != IPPROTO_TCP && t->proto != IPPROTO_UDP)
+    return STRATUS_CONTINUE;
+  struct stratus_service *svc = stratus_service_v4(pkt->vrf, t->dst[0], t->proto, t->dport);
+  if (!svc)
+    return STRATUS_CONTINUE;
+  if (pkt->options)
+    return stratus_drop(STRATUS_DROP_LB_IP_OPTIONS);
+
+  struct stratus_flow_key key = *t;
+  key.vrf = pkt->vrf;
+  stratus_flow_key_reduce(&key, svc->hash_flags);
+
+  __u32 cpu = bpf_get_smp_processor_id();
+  void *ct = bpf_map_lookup_elem(&conns, &cpu);
+  __u64 now = bpf_ktime_get_ns();
+  __u32 backend_id;
+  int new_flow = 0;
+  struct stratus_conn *conn = stratus_conn_find(ct, cfg, svc, &key, now);
+  struct stratus_backend *be = stratus_conn_backend(conn);
+  if (be) {
+    stratus_count_misc(STRATUS_MISC_CONN_HIT);
+    conn->last_seen_ns = now;
+    backend_id = conn->backend;
+  } else {
+    /* A miss, or a hit on a backend now down: the current Maglev table. */
+    stratus_count_misc(STRATUS_MISC_CONN_MISS);
+    __u32 *picked = stratus_maglev_pick(cfg, svc, &key);
+    if (!picked)
+      return stratus_drop(STRATUS_DROP_NO_BACKEND);
+    backend_id = *picked;
+    be = bpf_map_lookup_elem(&backends, &backend_id);
+    if (!be)
+      return stratus_drop(STRATUS_DROP_NO_BACKEND);
+    new_flow = 1;
+    if (ct) {
+      struct stratus_conn fresh = {.service = svc->id, .backend = backend_id, .last_seen_ns = now};
+      bpf_map_update_elem(ct, &key, &fresh, BPF_ANY);
+    }
+  }
+
+  __u64 len = sizeof(struct ethhdr) + pkt->ip_len;
+  stratus_count_lb(&service_stats, svc->id, len, new_flow);
+  stratus_count_lb(&backend_stats, backend_id, len, new_flow);
+  return stratus_lb_forward(ctx, cfg, pkt, be);
+}
+
+/* §4.3: an ICMP error (destination unreachable, time exceeded) quoting a
+ * packet that a backend sent from a VIP goes to the backend that owns the
+ * quoted flow; STRATUS_CONTINUE otherwise. `icmp` points into the frame,
+ * `c` is the cursor after the ICMP header. */
+static __always_inline int stratus_lb_icmp_error(struct xdp_md *ctx,
+                                                 const struct stratus_node_cfg *cfg,
+                                                 const struct stratus_pkt *pkt,
+                                                 const struct stratus_icmphdr *icmp,
+                                                 const struct stratus_cursor *c) {
+  if (icmp->type != STRATUS_ICMP_DEST_UNREACH && icmp->type != STRATUS_ICMP_TIME_EXCEEDED)
+    return STRATUS_CONTINUE;
+  struct iphdr *quoted = c->pos;
+  if (!STRATUS_FITS(c, quoted + 1))
+    return STRATUS_CONTINUE;
+  if (quoted->version != 4 || quoted->ihl < 5)
+    return STRATUS_CONTINUE;
+  __u32 hlen = quoted->ihl * 4;
+  __be16 *ports = (void *)quoted + hlen;
+  /* 8 bytes after the quoted header; the ports are the first 4. */
+  if (!STRATUS_FITS(c, (void *)ports + 8))
+    return STRATUS_CONTINUE;
+  if (quoted->protocol != IPPROTO_TCP && quoted->protocol != IPPROTO_UDP)
+    return STRATUS_CONTINUE;
+  if (quoted->saddr != pkt->tuple.dst[0])
+    return STRATUS_CONTINUE;
+  struct stratus_service *svc =
+      stratus_service_v4(pkt->vrf, pkt->tuple.dst[0], quoted->protocol, ports[0]);
+  if (!svc)
+    return STRATUS_CONTINUE;
+
+  /* The quoted packet went VIP -> client; the flow is client -> VIP. */
+  struct stratus_flow_key key = {
+      .src = {quoted->daddr, 0, 0, 0},
+      .dst = {quoted->saddr, 0, 0, 0},
+      .vrf = pkt->vrf,
+      .sport = ports[1],
+      .dport = ports[0],
+      .proto = quoted->protocol,
+  };
+  if (pkt->options)
+    return stratus_drop(STRATUS_DROP_LB_IP_OPTIONS);
+  stratus_flow_key_reduce(&key, svc->hash_flags);
+
+  /* Never creates or refreshes an entry. */
+  __u32 cpu = bpf_get_smp_processor_id();
+  void *ct = bpf_map_lookup_elem(&conns, &cpu);
+  struct stratus_conn *conn = stratus_conn_find(ct, cfg, svc, &key, bpf_ktime_get_ns());
+  struct stratus_backend *be = stratus_conn_backend(conn);
+  if (!be) {
+    __u32 *picked = stratus_maglev_pick(cfg, svc, &key);
+    if (!picked)
+      return stratus_drop(STRATUS_DROP_NO_BACKEND);
+    __u32 backend_id = *picked;
+    be = bpf_map_lookup_elem(&backends, &backend_id);
+    if (!be)
+      return stratus_drop(STRATUS_DROP_NO_BACKEND);
+  }
+  stratus_count_misc(STRATUS_MISC_ICMP_TO_BACKEND);
+  return stratus_lb_forward(ctx, cfg, pkt, be);
+}
+
+#endif /* STRATUS_XDP_BPF_LB_H */

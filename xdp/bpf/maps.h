@@ -1,0 +1,185 @@
+/* The BPF maps of the XDP data plane (BTF-style definitions). Layouts of
+ * keys and values are in stratus_maps.h, shared with the C++ loader, which
+ * pins every map here under the instance's bpffs directory so that tables,
+ * counters and connection state survive an agent restart.
+ */
+#ifndef STRATUS_XDP_BPF_MAPS_H
+#define STRATUS_XDP_BPF_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "lb/flow_hash.h"
+#include "xdp/bpf/stratus_maps.h"
+
+/* [0] -> the node table. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct stratus_node_cfg);
+} node_cfg SEC(".maps");
+
+/* ingress ifindex -> port (role, VRF, MAC, counter index). */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, STRATUS_MAX_PORTS);
+  __type(key, __u32);
+  __type(value, struct stratus_port);
+} ports SEC(".maps");
+
+/* port index -> ifindex, for bpf_redirect_map toward another port. */
+struct {
+  __uint(type, BPF_MAP_TYPE_DEVMAP);
+  __uint(max_entries, STRATUS_MAX_PORTS);
+  __type(key, __u32);
+  __type(value, __u32);
+} tx_ports SEC(".maps");
+
+/* VNI (host order) -> VRF id. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, STRATUS_MAX_VRFS);
+  __type(key, __u32);
+  __type(value, __u32);
+} vnis SEC(".maps");
+
+/* (VRF, tenant gateway address) -> 1: answered by ARP on tenant ports. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, STRATUS_MAX_GATEWAYS);
+  __type(key, struct stratus_gw_key);
+  __type(value, __u32);
+} gateways SEC(".maps");
+
+/* remote underlay address (all zero: default) -> egress port and MACs. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, STRATUS_MAX_NEXTHOPS);
+  __type(key, struct stratus_addr_key);
+  __type(value, struct stratus_nexthop);
+} nexthops SEC(".maps");
+
+/* (VRF, prefix) -> route; longest prefix match within the VRF. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LPM_TRIE);
+  __uint(max_entries, STRATUS_MAX_ROUTES);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct stratus_route_key);
+  __type(value, struct stratus_route);
+} routes SEC(".maps");
+
+/* (VRF, VIP, protocol, port) -> service. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, STRATUS_MAX_SERVICE_KEYS);
+  __type(key, struct stratus_service_key);
+  __type(value, struct stratus_service);
+} services SEC(".maps");
+
+/* (VRF, VIP, protocol) -> number of services on that VIP and protocol. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, STRATUS_MAX_SERVICE_KEYS);
+  __type(key, struct stratus_vip_key);
+  __type(value, __u32);
+} vips SEC(".maps");
+
+/* global backend id -> state and encapsulation. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, STRATUS_MAX_BACKENDS);
+  __type(key, __u32);
+  __type(value, struct stratus_backend);
+} backends SEC(".maps");
+
+/* service id -> its Maglev table (inner: slot -> global backend id). The
+ * loader builds a new inner map for a changed service and swaps it in with
+ * one update, so a packet sees the whole old table or the whole new one.
+ * BPF_F_INNER_MAP lets inner tables differ in size (M is per service). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __uint(max_entries, STRATUS_MAX_SERVICES);
+  __type(key, __u32);
+  __array(
+      values, struct {
+        __uint(type, BPF_MAP_TYPE_ARRAY);
+        __uint(map_flags, BPF_F_INNER_MAP);
+        __uint(max_entries, 1);
+        __type(key, __u32);
+        __type(value, __u32);
+      });
+} maglev SEC(".maps");
+
+/* CPU -> that CPU's connection table (inner LRU_HASH: reduced flow key ->
+ * (service, backend, last seen), bounded by node flows.max_entries per
+ * CPU). Per-CPU tables rather than one
+ * LRU_PERCPU_HASH: a flow stays on one CPU (RSS), each CPU owns its LRU
+ * list without cross-CPU locking, each CPU gets exactly max_entries flows
+ * (an LRU_PERCPU_HASH key occupies a slot on every CPU and would show a
+ * zeroed value to another CPU), the dump can name the owning CPU, and the
+ * loader can resize the tables by swapping inner maps. The loader creates
+ * the inner maps; max_entries is set to the number of CPUs before load. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+  __uint(max_entries, STRATUS_MAX_CPUS);
+  __type(key, __u32);
+  __array(
+      values, struct {
+        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(max_entries, 1);
+        /* Sizes rather than __type(): clang 14 emits these structs as BTF
+         * forward declarations when they are reached only through the inner
+         * map, and libbpf then fails with "conns.inner: can't determine key
+         * size for type". */
+        __uint(key_size, sizeof(struct stratus_flow_key));
+        __uint(value_size, sizeof(struct stratus_conn));
+      });
+} conns SEC(".maps");
+
+/* Counters, per CPU; the loader sums them. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, STRATUS_MAX_PORTS);
+  __type(key, __u32);
+  __type(value, struct stratus_port_stats);
+} port_stats SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, STRATUS_MAX_VRFS);
+  __type(key, __u32);
+  __type(value, stratus_vrf_stats);
+} vrf_stats SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, STRATUS_MAX_SERVICES);
+  __type(key, __u32);
+  __type(value, struct stratus_lb_stats);
+} service_stats SEC(".maps");
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, STRATUS_MAX_BACKENDS);
+  __type(key, __u32);
+  __type(value, struct stratus_lb_stats);
+} backend_stats SEC(".maps");
+
+/* enum stratus_drop_reason -> packets. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, STRATUS_MAX_DROP_REASONS);
+  __type(key, __u32);
+  __type(value, __u64);
+} drop_stats SEC(".maps");
+
+/* enum stratus_misc_counter -> count. */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, STRATUS_MISC__COUNT);
+  __type(key, __u32);
+  __type(value, __u64);
+} misc_stats SEC(".maps");
+
+#endif /* STRATUS_XDP_BPF_MAPS_H */

@@ -1,0 +1,805 @@
+#include "xdp/xdp_driver.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <iostream>
+#include <set>
+
+#include "lb/drop_reason.h"
+#include "xdp/bpf/stratus_maps.h"
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#include "xdp/stratus.skel.h"
+#pragma GCC diagnostic pop
+
+namespace stratus::xdp {
+
+static_assert(STRATUS_MAX_PORTS == kMaxPorts);
+static_assert(STRATUS_MAX_VRFS == kMaxVrfs);
+static_assert(STRATUS_MAX_SERVICES == kMaxServices);
+static_assert(STRATUS_MAX_BACKENDS == kMaxBackends);
+static_assert(STRATUS_MAX_DROP_REASONS >= STRATUS_DROP__COUNT);
+
+using Entries = XdpDriver::Entries;
+
+// What the driver believes each map holds (raw key -> raw value), so that an
+// install writes only what changed. Filled from the live maps when they
+// were taken over from pins.
+struct XdpDriver::Mirror {
+  Entries node_cfg, ports, tx_ports, vnis, gateways, nexthops, routes, services, vips, backends;
+  // service id -> slot -> global backend id; nullopt: unknown content (maps
+  // taken over from pins), rebuilt on the next install.
+  std::map<std::uint32_t, std::optional<std::vector<std::uint32_t>>> maglev;
+  std::map<std::string, std::uint32_t> port_index;  // port name -> index
+};
+
+namespace {
+
+template <typename T>
+T zeroed() {
+  T v;
+  std::memset(&v, 0, sizeof v);
+  return v;
+}
+
+template <typename T>
+std::string raw(const T &v) {
+  return std::string(reinterpret_cast<const char *>(&v), sizeof v);
+}
+
+template <typename T>
+T cooked(const std::string &s) {
+  T v = zeroed<T>();
+  std::memcpy(&v, s.data(), std::min(s.size(), sizeof v));
+  return v;
+}
+
+void copy_addr(__be32 (&dst)[4], const IpAddress &a) {
+  std::memcpy(dst, a.bytes.data(), 16);
+}
+
+void copy_mac(__u8 (&dst)[6], const MacAddress &m) {
+  std::memcpy(dst, m.bytes.data(), 6);
+}
+
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0)
+      ::close(fd_);
+  }
+  Fd(Fd &&o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+  Fd &operator=(Fd &&o) noexcept {
+    std::swap(fd_, o.fd_);
+    return *this;
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+MacAddress device_mac(const std::string &name) {
+  MacAddress mac;
+  Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (sock.get() < 0)
+    return mac;
+  ifreq req{};
+  std::strncpy(req.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  if (::ioctl(sock.get(), SIOCGIFHWADDR, &req) == 0) {
+    std::memcpy(mac.bytes.data(), req.ifr_hwaddr.sa_data, 6);
+  }
+  return mac;
+}
+
+bool device_up(const std::string &name) {
+  Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (sock.get() < 0)
+    return false;
+  ifreq req{};
+  std::strncpy(req.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  if (::ioctl(sock.get(), SIOCGIFFLAGS, &req) != 0)
+    return false;
+  return (req.ifr_flags & IFF_UP) && (req.ifr_flags & IFF_RUNNING);
+}
+
+std::uint64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ull +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// Every entry of a map, raw; for arrays only the entries that are not all
+// zero (an unused slot).
+Entries read_map(int fd, std::size_t key_size, std::size_t value_size, bool array) {
+  Entries out;
+  std::string key(key_size, '\0'), next(key_size, '\0'), value(value_size, '\0');
+  const void *prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, next.data()) == 0) {
+    if (bpf_map_lookup_elem(fd, next.data(), value.data()) == 0) {
+      bool zero = std::all_of(value.begin(), value.end(), [](char c) { return c == 0; });
+      if (!(array && zero))
+        out.emplace(next, value);
+    }
+    key = next;
+    prev = key.data();
+  }
+  return out;
+}
+
+// Per-CPU values of one key, summed by the caller.
+template <typename T>
+std::vector<T> read_percpu(int fd, std::uint32_t key, int ncpus) {
+  static_assert(sizeof(T) % 8 == 0, "per-CPU values are 8-byte rounded");
+  std::vector<T> values(static_cast<std::size_t>(ncpus), zeroed<T>());
+  if (bpf_map_lookup_elem(fd, &key, values.data()) != 0)
+    values.assign(values.size(), zeroed<T>());
+  return values;
+}
+
+void set_counter(api::pb::CounterSet *c, std::uint64_t packets, std::uint64_t bytes) {
+  c->set_packets(packets);
+  c->set_bytes(bytes);
+}
+
+std::string addr_bytes(const __u32 (&w)[4]) {
+  if (w[1] == 0 && w[2] == 0 && w[3] == 0) {
+    return std::string(reinterpret_cast<const char *>(w), 4);
+  }
+  return std::string(reinterpret_cast<const char *>(w), 16);
+}
+
+// One live map write, remembered so that a failed install can be undone.
+struct UndoEntry {
+  int fd;
+  std::string key;
+  std::optional<std::string> old;  // nullopt: the key was absent
+  bool array;                      // arrays cannot delete: restore zeros
+  std::size_t value_size;
+};
+
+class Transaction {
+ public:
+  ~Transaction() {
+    if (!committed_)
+      rollback();
+  }
+
+  void put(int fd, const std::string &key, const std::string &value,
+           const std::optional<std::string> &old, bool array, const char *map) {
+    if (int err = bpf_map_update_elem(fd, key.data(), value.data(), BPF_ANY)) {
+      throw_errno(std::string("updating map ") + map, err);
+    }
+    undo_.push_back({fd, key, old, array, value.size()});
+  }
+
+  void erase(int fd, const std::string &key, const std::string &old, bool array, const char *map) {
+    int err;
+    if (array) {
+      std::string zeros(old.size(), '\0');
+      err = bpf_map_update_elem(fd, key.data(), zeros.data(), BPF_ANY);
+    } else {
+      err = bpf_map_delete_elem(fd, key.data());
+      if (err == -ENOENT)
+        err = 0;
+    }
+    if (err)
+      throw_errno(std::string("deleting from map ") + map, err);
+    undo_.push_back({fd, key, old, array, old.size()});
+  }
+
+  // Keeps an inner map alive until the transaction ends (undo may need to
+  // put it back).
+  void hold(Fd fd) { held_.push_back(std::move(fd)); }
+  void commit() { committed_ = true; }
+
+ private:
+  void rollback() {
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+      int err;
+      if (it->old) {
+        err = bpf_map_update_elem(it->fd, it->key.data(), it->old->data(), BPF_ANY);
+      } else if (it->array) {
+        // An unused array slot is all zeros.
+        std::string zeros(it->value_size, '\0');
+        err = bpf_map_update_elem(it->fd, it->key.data(), zeros.data(), BPF_ANY);
+      } else {
+        err = bpf_map_delete_elem(it->fd, it->key.data());
+      }
+      if (err) {
+        std::clog << "stratus-xdp: error: rollback of a map write failed: " << std::strerror(-err)
+                  << "\n";
+      }
+    }
+  }
+
+  std::vector<UndoEntry> undo_;
+  std::vector<Fd> held_;
+  bool committed_ = false;
+};
+
+// A map as the install sees it: its fd, what it should hold, and the mirror
+// of what it holds.
+struct MapPlan {
+  const char *name;
+  int fd;
+  bool array;
+  Entries desired;
+  Entries *mirror;
+};
+
+void apply_upserts(Transaction &txn, MapPlan &m) {
+  for (const auto &[key, value] : m.desired) {
+    auto it = m.mirror->find(key);
+    if (it != m.mirror->end() && it->second == value)
+      continue;
+    std::optional<std::string> old;
+    if (it != m.mirror->end())
+      old = it->second;
+    txn.put(m.fd, key, value, old, m.array, m.name);
+  }
+}
+
+void apply_deletes(Transaction &txn, MapPlan &m) {
+  for (const auto &[key, value] : *m.mirror) {
+    if (m.desired.count(key))
+      continue;
+    txn.erase(m.fd, key, value, m.array, m.name);
+  }
+}
+
+Fd build_maglev_map(const std::vector<std::uint32_t> &table, std::uint32_t service) {
+  LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+  Fd map(bpf_map_create(BPF_MAP_TYPE_ARRAY, "stratus_maglev", sizeof(__u32), sizeof(__u32),
+                        static_cast<__u32>(table.size()), &opts));
+  if (map.get() < 0)
+    throw_errno("creating the Maglev map of service " + std::to_string(service), map.get());
+  std::vector<__u32> keys(table.size());
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    keys[i] = static_cast<__u32>(i);
+  __u32 count = static_cast<__u32>(table.size());
+  if (bpf_map_update_batch(map.get(), keys.data(), table.data(), &count, nullptr) != 0) {
+    for (std::size_t i = 0; i < table.size(); ++i) {
+      if (int err = bpf_map_update_elem(map.get(), &keys[i], &table[i], BPF_ANY)) {
+        throw_errno("filling the Maglev map of service " + std::to_string(service), err);
+      }
+    }
+  }
+  return map;
+}
+
+}  // namespace
+
+XdpDriver::XdpDriver(XdpOptions options) : options_(std::move(options)) {
+  // Interfaces first: a typo must not leave fresh pins behind.
+  std::vector<int> ifindexes;
+  for (const auto &name : options_.interfaces) {
+    int ifindex = static_cast<int>(if_nametoindex(name.c_str()));
+    if (ifindex == 0)
+      throw XdpError("interface \"" + name + "\" not found");
+    ifindexes.push_back(ifindex);
+  }
+  LoaderOptions lo;
+  if (!options_.bpffs_root.empty())
+    lo.pin_dir = options_.bpffs_root + "/" + options_.instance;
+  loader_ = std::make_unique<XdpLoader>(lo);
+  mirror_ = std::make_unique<Mirror>();
+  if (loader_->reused()) {
+    std::clog << "stratus-xdp: reusing pinned maps in " << lo.pin_dir
+              << " (tables and connections survive)\n";
+    read_live_state();
+  } else if (!lo.pin_dir.empty()) {
+    std::clog << "stratus-xdp: created maps pinned in " << lo.pin_dir << "\n";
+  }
+  for (std::size_t i = 0; i < ifindexes.size(); ++i) {
+    AttachMode mode = loader_->attach(ifindexes[i], options_.force_generic);
+    std::clog << "stratus-xdp: attached to " << options_.interfaces[i] << " (" << to_string(mode)
+              << ")\n";
+    attached_.push_back({options_.interfaces[i], ifindexes[i], mode});
+  }
+}
+
+XdpDriver::~XdpDriver() {
+  if (!options_.detach_on_exit)
+    return;
+  for (const auto &a : attached_) {
+    try {
+      XdpLoader::detach(a.ifindex);
+      std::clog << "stratus-xdp: detached from " << a.name << "\n";
+    } catch (const std::exception &e) {
+      std::clog << "stratus-xdp: warning: " << e.what() << "\n";
+    }
+  }
+  loader_->unpin();
+}
+
+void XdpDriver::read_live_state() {
+  auto &m = loader_->skel()->maps;
+  Mirror &mi = *mirror_;
+  mi.node_cfg = read_map(XdpLoader::fd(m.node_cfg), 4, sizeof(stratus_node_cfg), true);
+  mi.ports = read_map(XdpLoader::fd(m.ports), 4, sizeof(stratus_port), false);
+  mi.tx_ports = read_map(XdpLoader::fd(m.tx_ports), 4, 4, false);
+  mi.vnis = read_map(XdpLoader::fd(m.vnis), 4, 4, false);
+  mi.gateways = read_map(XdpLoader::fd(m.gateways), sizeof(stratus_gw_key), 4, false);
+  mi.nexthops =
+      read_map(XdpLoader::fd(m.nexthops), sizeof(stratus_addr_key), sizeof(stratus_nexthop), false);
+  mi.routes =
+      read_map(XdpLoader::fd(m.routes), sizeof(stratus_route_key), sizeof(stratus_route), false);
+  mi.services = read_map(XdpLoader::fd(m.services), sizeof(stratus_service_key),
+                         sizeof(stratus_service), false);
+  mi.vips = read_map(XdpLoader::fd(m.vips), sizeof(stratus_vip_key), 4, false);
+  mi.backends = read_map(XdpLoader::fd(m.backends), 4, sizeof(stratus_backend), true);
+  Entries maglev = read_map(XdpLoader::fd(m.maglev), 4, 4, false);
+  for (const auto &[key, value] : maglev)
+    mi.maglev[cooked<__u32>(key)] = std::nullopt;
+  // Port names of the live port indexes, so that counters stay per port.
+  for (const auto &[key, value] : mi.ports) {
+    char name[IF_NAMESIZE] = {};
+    if (if_indextoname(cooked<__u32>(key), name)) {
+      mi.port_index[name] = cooked<stratus_port>(value).index;
+    }
+  }
+}
+
+void XdpDriver::install(const Tables & /*prev: the mirror says what is live*/, const Tables &next) {
+  std::lock_guard lock(mu_);
+  auto &maps = loader_->skel()->maps;
+  Mirror &mi = *mirror_;
+
+  // ---- 1. Validate and encode everything; nothing live is touched.
+  struct PortInfo {
+    std::uint32_t index;
+    int ifindex;
+    MacAddress mac;
+  };
+  std::map<std::string, PortInfo> ports;
+  std::set<std::uint32_t> used;
+  for (const Port &p : next.node.ports) {
+    auto it = mi.port_index.find(p.name);
+    if (it != mi.port_index.end())
+      used.insert(it->second);
+  }
+  for (const Port &p : next.node.ports) {
+    int ifindex = static_cast<int>(if_nametoindex(p.name.c_str()));
+    if (ifindex == 0)
+      throw XdpError("node.ports: interface \"" + p.name + "\" not found");
+    std::uint32_t index;
+    auto it = mi.port_index.find(p.name);
+    if (it != mi.port_index.end()) {
+      index = it->second;
+    } else {
+      index = 0;
+      while (used.count(index))
+        ++index;
+      used.insert(index);
+    }
+    if (index >= STRATUS_MAX_PORTS)
+      throw XdpError("node.ports: too many ports");
+    MacAddress mac = p.mac.is_zero() ? device_mac(p.name) : p.mac;
+    ports[p.name] = {index, ifindex, mac};
+  }
+  auto port_of = [&](const std::string &name, const std::string &where) -> const PortInfo & {
+    auto it = ports.find(name);
+    if (it == ports.end())
+      throw XdpError(where + ": unknown port \"" + name + "\"");
+    return it->second;
+  };
+
+  MapPlan node_cfg{"node_cfg", XdpLoader::fd(maps.node_cfg), true, {}, &mi.node_cfg};
+  {
+    auto cfg = zeroed<stratus_node_cfg>();
+    std::vector<IpAddress> vteps = next.node.vteps;
+    std::stable_partition(vteps.begin(), vteps.end(), [](const IpAddress &a) { return a.is_v4(); });
+    if (vteps.size() > STRATUS_MAX_VTEPS) {
+      throw XdpError("node.vteps: more than " + std::to_string(STRATUS_MAX_VTEPS) + " VTEPs");
+    }
+    if (vteps.empty() || !vteps[0].is_v4())
+      throw XdpError("node.vteps: no IPv4 VTEP");
+    for (std::size_t i = 0; i < vteps.size(); ++i)
+      copy_addr(cfg.vteps[i], vteps[i]);
+    cfg.n_vteps = static_cast<__u32>(vteps.size());
+    cfg.mtu = next.node.underlay_mtu;
+    cfg.hash_seed = next.node.hash_seed;
+    cfg.vxlan_port = htons(next.node.vxlan_port);
+    copy_mac(cfg.gateway_mac, next.node.gateway_mac);
+    cfg.configured = 1;
+    cfg.tcp_timeout_ns = next.node.flows.tcp_timeout_s * 1000000000ull;
+    cfg.udp_timeout_ns = next.node.flows.udp_timeout_s * 1000000000ull;
+    node_cfg.desired.emplace(raw(__u32{0}), raw(cfg));
+  }
+
+  MapPlan port_map{"ports", XdpLoader::fd(maps.ports), false, {}, &mi.ports};
+  MapPlan tx_ports{"tx_ports", XdpLoader::fd(maps.tx_ports), false, {}, &mi.tx_ports};
+  for (const Port &p : next.node.ports) {
+    const PortInfo &info = ports.at(p.name);
+    auto v = zeroed<stratus_port>();
+    v.index = info.index;
+    v.vrf = p.role == PortRole::kTenant ? p.vrf : 0;
+    v.role = p.role == PortRole::kTenant ? STRATUS_PORT_TENANT : STRATUS_PORT_UNDERLAY;
+    copy_mac(v.mac, info.mac);
+    port_map.desired.emplace(raw(static_cast<__u32>(info.ifindex)), raw(v));
+    tx_ports.desired.emplace(raw(info.index), raw(static_cast<__u32>(info.ifindex)));
+  }
+
+  MapPlan vnis{"vnis", XdpLoader::fd(maps.vnis), false, {}, &mi.vnis};
+  MapPlan gateways{"gateways", XdpLoader::fd(maps.gateways), false, {}, &mi.gateways};
+  for (const Vrf &v : next.vrfs) {
+    vnis.desired.emplace(raw(v.vni), raw(v.id));
+    for (const IpAddress &gw : v.gateways) {
+      if (!gw.is_v4())
+        continue;  // ARP is IPv4; the program forwards IPv4 only
+      auto key = zeroed<stratus_gw_key>();
+      key.vrf = v.id;
+      copy_addr(key.addr, gw);
+      gateways.desired.emplace(raw(key), raw(__u32{1}));
+    }
+  }
+
+  MapPlan nexthops{"nexthops", XdpLoader::fd(maps.nexthops), false, {}, &mi.nexthops};
+  for (std::size_t i = 0; i < next.nexthops.size(); ++i) {
+    const NextHop &h = next.nexthops[i];
+    const PortInfo &info = port_of(h.port, "nexthops[" + std::to_string(i) + "]");
+    auto key = zeroed<stratus_addr_key>();
+    copy_addr(key.addr, h.remote);
+    auto v = zeroed<stratus_nexthop>();
+    v.port = info.index;
+    copy_mac(v.dst_mac, h.dst_mac);
+    copy_mac(v.src_mac, h.src_mac.is_zero() ? info.mac : h.src_mac);
+    nexthops.desired.emplace(raw(key), raw(v));
+  }
+
+  MapPlan routes{"routes", XdpLoader::fd(maps.routes), false, {}, &mi.routes};
+  for (std::size_t i = 0; i < next.routes.size(); ++i) {
+    const Route &r = next.routes[i];
+    if (!r.prefix.addr.is_v4())
+      continue;  // IPv4 only in this data plane
+    auto key = zeroed<stratus_route_key>();
+    key.prefixlen = 32u + r.prefix.len;
+    key.vrf = htonl(r.vrf);
+    copy_addr(key.addr, r.prefix.addr);
+    auto v = zeroed<stratus_route>();
+    switch (r.kind) {
+      case RouteKind::kRemote:
+        if (!r.vtep.is_v4()) {
+          throw XdpError("routes[" + std::to_string(i) + "]: VTEP " + r.vtep.str() +
+                         " is not IPv4");
+        }
+        v.kind = STRATUS_ROUTE_REMOTE;
+        v.vni = r.vni_out;
+        copy_addr(v.vtep, r.vtep);
+        break;
+      case RouteKind::kLocal:
+        v.kind = STRATUS_ROUTE_LOCAL;
+        v.port = port_of(r.port, "routes[" + std::to_string(i) + "]").index;
+        break;
+      case RouteKind::kBlackhole:
+        v.kind = STRATUS_ROUTE_BLACKHOLE;
+        break;
+    }
+    copy_mac(v.dst_mac, r.dst_mac);
+    routes.desired.emplace(raw(key), raw(v));
+  }
+
+  MapPlan services{"services", XdpLoader::fd(maps.services), false, {}, &mi.services};
+  MapPlan vips{"vips", XdpLoader::fd(maps.vips), false, {}, &mi.vips};
+  MapPlan backends{"backends", XdpLoader::fd(maps.backends), true, {}, &mi.backends};
+  std::map<std::string, std::uint32_t> vip_count;
+  std::map<std::uint32_t, std::vector<std::uint32_t>> maglev;  // service id -> global ids
+  for (const Service &s : next.services) {
+    if (!s.vip.is_v4())
+      continue;  // IPv4 only in this data plane
+    auto key = zeroed<stratus_service_key>();
+    key.vrf = s.vrf;
+    copy_addr(key.vip, s.vip);
+    key.port = htons(s.port);
+    key.proto = s.proto;
+    auto v = zeroed<stratus_service>();
+    v.id = s.id;
+    v.maglev_size = s.maglev.empty() ? 0 : s.maglev_size;
+    v.hash_flags = s.hash_flags;
+    services.desired.emplace(raw(key), raw(v));
+    auto vkey = zeroed<stratus_vip_key>();
+    vkey.vrf = s.vrf;
+    copy_addr(vkey.vip, s.vip);
+    vkey.proto = s.proto;
+    vip_count[raw(vkey)] += 1;
+    for (const Backend &b : s.backends) {
+      auto bv = zeroed<stratus_backend>();
+      switch (b.state) {
+        case BackendState::kActive:
+          bv.state = STRATUS_BACKEND_ACTIVE;
+          break;
+        case BackendState::kDraining:
+          bv.state = STRATUS_BACKEND_DRAINING;
+          break;
+        case BackendState::kDown:
+          bv.state = STRATUS_BACKEND_DOWN;
+          break;
+      }
+      bv.encap = b.encap == Encap::kIpip ? STRATUS_ENCAP_IPIP : STRATUS_ENCAP_VXLAN;
+      bv.vni = b.vni;
+      if (!b.tunnel_dst.is_v4()) {
+        throw XdpError("services (" + s.name + ") backend " + b.name +
+                       ": tunnel destination is not IPv4");
+      }
+      copy_addr(bv.tunnel_dst, b.tunnel_dst);
+      copy_mac(bv.mac, b.inner_dst_mac);
+      backends.desired.emplace(raw(b.id), raw(bv));
+    }
+    if (!s.maglev.empty()) {
+      std::vector<std::uint32_t> table(s.maglev.size());
+      for (std::size_t slot = 0; slot < table.size(); ++slot) {
+        table[slot] = s.backends.at(s.maglev[slot]).id;
+      }
+      maglev.emplace(s.id, std::move(table));
+    }
+  }
+
+  for (const auto &[key, count] : vip_count)
+    vips.desired.emplace(key, raw(count));
+
+  // ---- 2. Prepare aside: new Maglev tables for the services that changed.
+  Transaction txn;
+  std::map<std::uint32_t, Fd> new_maglev;
+  for (const auto &[id, table] : maglev) {
+    auto it = mi.maglev.find(id);
+    if (it != mi.maglev.end() && it->second && *it->second == table)
+      continue;
+    new_maglev.emplace(id, build_maglev_map(table, id));
+  }
+  loader_->resize_conn_tables(next.node.flows.max_entries);
+
+  // ---- 3. Make it live, recording how to undo each write; referenced
+  // entries (backends, Maglev tables, ports) before what refers to them.
+  int outer = XdpLoader::fd(maps.maglev);
+  auto current_inner = [&](std::uint32_t id) -> std::optional<std::string> {
+    __u32 inner_id = 0;
+    if (bpf_map_lookup_elem(outer, &id, &inner_id) != 0)
+      return std::nullopt;
+    Fd old(bpf_map_get_fd_by_id(inner_id));
+    if (old.get() < 0)
+      return std::nullopt;
+    std::string fd = raw(static_cast<__u32>(old.get()));
+    txn.hold(std::move(old));
+    return fd;
+  };
+
+  apply_upserts(txn, backends);
+  for (auto &[id, fd] : new_maglev) {
+    txn.put(outer, raw(id), raw(static_cast<__u32>(fd.get())), current_inner(id), false, "maglev");
+  }
+  for (MapPlan *m :
+       {&tx_ports, &port_map, &vnis, &gateways, &nexthops, &routes, &services, &vips, &node_cfg}) {
+    apply_upserts(txn, *m);
+  }
+  for (MapPlan *m :
+       {&vips, &services, &routes, &nexthops, &gateways, &vnis, &port_map, &tx_ports}) {
+    apply_deletes(txn, *m);
+  }
+  for (const auto &[id, table] : mi.maglev) {
+    if (maglev.count(id))
+      continue;
+    // The old inner map stays open (held) so that undo can put it back.
+    if (auto old = current_inner(id))
+      txn.erase(outer, raw(id), *old, false, "maglev");
+  }
+  apply_deletes(txn, backends);
+  txn.commit();
+
+  // ---- 4. The mirror now matches the maps.
+  for (MapPlan *m : {&node_cfg, &port_map, &tx_ports, &vnis, &gateways, &nexthops, &routes,
+                     &services, &vips, &backends}) {
+    *m->mirror = std::move(m->desired);
+  }
+  mi.maglev.clear();
+  for (auto &[id, table] : maglev)
+    mi.maglev[id] = std::move(table);
+  mi.port_index.clear();
+  for (const auto &[name, info] : ports)
+    mi.port_index[name] = info.index;
+  live_ = next;
+}
+
+std::vector<api::pb::PortState> XdpDriver::ports() {
+  std::lock_guard lock(mu_);
+  std::vector<api::pb::PortState> out;
+  std::set<std::string> seen;
+  auto add = [&](const std::string &name) {
+    if (!seen.insert(name).second)
+      return;
+    api::pb::PortState s;
+    s.set_name(name);
+    MacAddress mac = device_mac(name);
+    s.set_mac(std::string(reinterpret_cast<const char *>(mac.bytes.data()), 6));
+    s.set_up(device_up(name));
+    int ifindex = static_cast<int>(if_nametoindex(name.c_str()));
+    s.set_mode(
+        std::string(to_string(ifindex ? XdpLoader::attached_mode(ifindex) : AttachMode::kNone)));
+    out.push_back(std::move(s));
+  };
+  for (const auto &a : attached_)
+    add(a.name);
+  for (const Port &p : live_.node.ports)
+    add(p.name);
+  return out;
+}
+
+void XdpDriver::counters(api::pb::CountersReply *out) {
+  std::lock_guard lock(mu_);
+  auto &maps = loader_->skel()->maps;
+  int ncpus = loader_->possible_cpus();
+
+  for (const Port &p : live_.node.ports) {
+    auto it = mirror_->port_index.find(p.name);
+    if (it == mirror_->port_index.end())
+      continue;
+    std::uint64_t rp = 0, rb = 0, tp = 0, tb = 0;
+    for (const auto &s :
+         read_percpu<stratus_port_stats>(XdpLoader::fd(maps.port_stats), it->second, ncpus)) {
+      rp += s.rx_packets;
+      rb += s.rx_bytes;
+      tp += s.tx_packets;
+      tb += s.tx_bytes;
+    }
+    auto *pc = out->add_ports();
+    pc->set_port(p.name);
+    set_counter(pc->mutable_rx(), rp, rb);
+    set_counter(pc->mutable_tx(), tp, tb);
+  }
+
+  for (const Vrf &v : live_.vrfs) {
+    std::uint64_t rp = 0, rb = 0, tp = 0, tb = 0;
+    for (const auto &s :
+         read_percpu<stratus_vrf_stats>(XdpLoader::fd(maps.vrf_stats), v.id, ncpus)) {
+      rp += s.rx_packets;
+      rb += s.rx_bytes;
+      tp += s.tx_packets;
+      tb += s.tx_bytes;
+    }
+    auto *vc = out->add_vrfs();
+    vc->set_vrf(v.id);
+    vc->set_vni(v.vni);
+    vc->set_tenant(v.tenant);
+    set_counter(vc->mutable_rx(), rp, rb);
+    set_counter(vc->mutable_tx(), tp, tb);
+  }
+
+  auto lb_sum = [&](int fd, std::uint32_t id) {
+    stratus_lb_stats sum = zeroed<stratus_lb_stats>();
+    for (const auto &s : read_percpu<stratus_lb_stats>(fd, id, ncpus)) {
+      sum.packets += s.packets;
+      sum.bytes += s.bytes;
+      sum.new_flows += s.new_flows;
+    }
+    return sum;
+  };
+  for (const Service &s : live_.services) {
+    auto sum = lb_sum(XdpLoader::fd(maps.service_stats), s.id);
+    auto *sc = out->add_services();
+    sc->set_id(s.id);
+    sc->set_name(s.name);
+    set_counter(sc->mutable_fwd(), sum.packets, sum.bytes);
+    sc->set_new_flows(sum.new_flows);
+    for (const Backend &b : s.backends) {
+      auto bsum = lb_sum(XdpLoader::fd(maps.backend_stats), b.id);
+      auto *bc = sc->add_backends();
+      bc->set_id(b.id);
+      bc->set_name(b.name);
+      set_counter(bc->mutable_fwd(), bsum.packets, bsum.bytes);
+      bc->set_new_flows(bsum.new_flows);
+      bc->set_state(static_cast<api::pb::BackendState>(static_cast<int>(b.state)));
+    }
+  }
+
+  auto misc = [&](std::uint32_t which) {
+    std::uint64_t sum = 0;
+    for (__u64 v : read_percpu<__u64>(XdpLoader::fd(maps.misc_stats), which, ncpus))
+      sum += v;
+    return sum;
+  };
+  for (std::size_t r = 0; r < kDropReasonCount; ++r) {
+    std::uint64_t sum = 0;
+    for (__u64 v :
+         read_percpu<__u64>(XdpLoader::fd(maps.drop_stats), static_cast<std::uint32_t>(r), ncpus)) {
+      sum += v;
+    }
+    auto *d = out->add_drops();
+    d->set_reason(std::string(kDropReasonLabels[r]));
+    d->set_packets(sum);
+  }
+  out->set_flow_hits(misc(STRATUS_MISC_CONN_HIT));
+  out->set_flow_misses(misc(STRATUS_MISC_CONN_MISS));
+  out->set_passed_to_host(misc(STRATUS_MISC_PASS));
+  out->set_arp_replies(misc(STRATUS_MISC_ARP_REPLY));
+  out->set_flow_entries(flow_count());
+}
+
+std::optional<api::FlowEntry> XdpDriver::lookup_flow(const stratus_flow_key &key) {
+  std::optional<api::FlowEntry> best;
+  std::uint64_t now = monotonic_ns();
+  for (int cpu = 0; cpu < loader_->possible_cpus(); ++cpu) {
+    Fd table(loader_->conn_table_fd(static_cast<std::uint32_t>(cpu)));
+    if (table.get() < 0)
+      continue;
+    stratus_conn conn{};
+    if (bpf_map_lookup_elem(table.get(), &key, &conn) != 0)
+      continue;
+    api::FlowEntry e;
+    e.service_id = conn.service;
+    e.backend_id = conn.backend;
+    e.cpu = static_cast<std::uint32_t>(cpu);
+    e.age_ms = now > conn.last_seen_ns ? (now - conn.last_seen_ns) / 1000000 : 0;
+    if (!best || e.age_ms < best->age_ms)
+      best = e;
+  }
+  return best;
+}
+
+void XdpDriver::dump_flows(const api::pb::FlowsRequest &req,
+                           const std::function<bool(const api::pb::Flow &)> &sink) {
+  std::uint64_t now = monotonic_ns();
+  std::uint32_t sent = 0;
+  for (int cpu = 0; cpu < loader_->possible_cpus(); ++cpu) {
+    Fd table(loader_->conn_table_fd(static_cast<std::uint32_t>(cpu)));
+    if (table.get() < 0)
+      continue;
+    stratus_flow_key key{}, next{};
+    const void *prev = nullptr;
+    while (bpf_map_get_next_key(table.get(), prev, &next) == 0) {
+      key = next;
+      prev = &key;
+      stratus_conn conn{};
+      if (bpf_map_lookup_elem(table.get(), &key, &conn) != 0)
+        continue;
+      if (req.filter_service() && conn.service != req.service_id())
+        continue;
+      api::pb::Flow f;
+      f.set_vrf(key.vrf);
+      f.mutable_src()->set_addr(addr_bytes(key.src));
+      f.mutable_dst()->set_addr(addr_bytes(key.dst));
+      f.set_proto(key.proto);
+      f.set_sport(ntohs(key.sport));
+      f.set_dport(ntohs(key.dport));
+      f.set_service_id(conn.service);
+      f.set_backend_id(conn.backend);
+      f.set_cpu(static_cast<std::uint32_t>(cpu));
+      f.set_age_ms(now > conn.last_seen_ns ? (now - conn.last_seen_ns) / 1000000 : 0);
+      if (!sink(f))
+        return;
+      if (req.limit() && ++sent >= req.limit())
+        return;
+    }
+  }
+}
+
+std::uint64_t XdpDriver::flow_count() {
+  std::uint64_t n = 0;
+  for (int cpu = 0; cpu < loader_->possible_cpus(); ++cpu) {
+    Fd table(loader_->conn_table_fd(static_cast<std::uint32_t>(cpu)));
+    if (table.get() < 0)
+      continue;
+    stratus_flow_key key{}, next{};
+    const void *prev = nullptr;
+    while (bpf_map_get_next_key(table.get(), prev, &next) == 0) {
+      key = next;
+      prev = &key;
+      ++n;
+    }
+  }
+  return n;
+}
+
+}  // namespace stratus::xdp
