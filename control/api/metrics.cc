@@ -55,8 +55,11 @@ class DataplaneCollector : public prometheus::Collectable {
 
     Family info("stratus_dataplane_info", "Identity of this data plane (value 1).",
                 MetricType::Gauge);
-    info.add({{"node", t->node.name},
-              {"kind", std::string(to_string(t->node.kind))},
+    // Before the first push the tables are empty: the agent's own options
+    // name it.
+    const ServiceOptions &opts = service_.options();
+    info.add({{"node", t->node.name.empty() ? opts.node_name : t->node.name},
+              {"kind", std::string(to_string(t->node.name.empty() ? opts.kind : t->node.kind))},
               {"instance_id", service_.instance_id()}},
              1);
     out.push_back(info.take());

@@ -50,6 +50,7 @@ class DataplaneService final : public pb::Dataplane::Service {
   // The live tables (immutable; replaced whole by each Apply).
   std::shared_ptr<const Tables> tables() const;
   const std::string &instance_id() const { return instance_id_; }
+  const ServiceOptions &options() const { return options_; }
 
   // Transaction outcomes and install latency, for /metrics.
   struct ApplyStats {

@@ -1,0 +1,67 @@
+// Per-worker counters (SPEC.md §6). Each worker owns one WorkerCounters and
+// is its only writer; the driver sums all workers when asked. A Counter is a
+// relaxed atomic that the writer bumps with a plain load+store (no locked
+// instruction on the fast path) so that concurrent readers are well defined.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "config/tables.h"
+#include "lb/drop_reason.h"
+
+namespace stratus::dpdk {
+
+class Counter {
+ public:
+  void add(std::uint64_t n) {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+  void inc() { add(1); }
+  void set(std::uint64_t n) { v_.store(n, std::memory_order_relaxed); }
+  std::uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint64_t> v_{0};
+};
+
+struct PacketsBytes {
+  Counter packets;
+  Counter bytes;
+  void add(std::uint32_t len) {
+    packets.inc();
+    bytes.add(len);
+  }
+};
+
+struct ServiceCounter {
+  PacketsBytes fwd;
+  Counter new_flows;
+};
+
+// Indexed by DPDK port id (ports), VRF id, service id, backend id and drop
+// reason: all dense and bounded by config/tables.h.
+struct alignas(64) WorkerCounters {
+  PacketsBytes port_rx[kMaxPorts];
+  PacketsBytes port_tx[kMaxPorts];
+  PacketsBytes vrf_rx[kMaxVrfs];
+  PacketsBytes vrf_tx[kMaxVrfs];
+  ServiceCounter services[kMaxServices];
+  ServiceCounter backends[kMaxBackends];
+  Counter drops[kDropReasonCount];
+  Counter flow_entries;
+  Counter flow_hits;
+  Counter flow_misses;
+  Counter passed_to_host;
+  Counter arp_replies;
+
+  void drop(stratus_drop_reason r) { drops[r].inc(); }
+};
+
+// WorkerCounters is large (per-backend arrays): always on the heap.
+inline std::unique_ptr<WorkerCounters> make_worker_counters() {
+  return std::make_unique<WorkerCounters>();
+}
+
+}  // namespace stratus::dpdk

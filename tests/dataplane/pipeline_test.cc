@@ -1,0 +1,300 @@
+// DPDK-specific pipeline behaviour that the shared fixtures leave out
+// (docs/packet-behaviour.md §7): ARP for the VTEP addresses, port_down,
+// counters, flow expiry, burst processing, and snapshot sharing. Frames come
+// from the fixture file where one fits, so no expected byte is derived from
+// the code under test.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <variant>
+
+#include "dataplane/dpdk.h"
+#include "tests/dataplane/alloc_counter.h"
+#include "tests/dataplane/harness.h"
+#include "tests/fixtures/fixture.h"
+
+namespace stratus::dpdk::testing {
+namespace {
+
+const fixtures::Fixtures &fx() {
+  return fixture_file();
+}
+
+const fixtures::Case &fixture_case(const std::string &name) {
+  for (const auto &c : fx().cases) {
+    if (c.name == name)
+      return c;
+  }
+  throw std::runtime_error("no fixture case " + name);
+}
+
+const fixtures::PacketStep &packet(const std::string &name) {
+  return fixture_packet(name);
+}
+
+const Tables &gw() {
+  return fx().tables.at("gw");
+}
+
+std::vector<std::uint8_t> mac(const MacAddress &m) {
+  return {m.bytes.begin(), m.bytes.end()};
+}
+
+std::vector<std::uint8_t> bytes_of(std::initializer_list<std::vector<std::uint8_t>> parts) {
+  std::vector<std::uint8_t> out;
+  for (const auto &p : parts)
+    out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+std::vector<std::uint8_t> ipv4(const char *text) {
+  auto a = IpAddress::parse(text);
+  return {a->bytes.begin(), a->bytes.begin() + 4};
+}
+
+// An ARP request (RFC 826) padded to the 60-byte Ethernet minimum.
+std::vector<std::uint8_t> arp_request(const std::vector<std::uint8_t> &sender_mac,
+                                      const char *sender_ip, const char *target_ip) {
+  auto f = bytes_of({{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+                     sender_mac,
+                     {0x08, 0x06},
+                     {0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01},
+                     sender_mac,
+                     ipv4(sender_ip),
+                     {0, 0, 0, 0, 0, 0},
+                     ipv4(target_ip)});
+  f.resize(60, 0);
+  return f;
+}
+
+const Port &port_named(const Tables &t, const std::string &name) {
+  for (const auto &p : t.node.ports) {
+    if (p.name == name)
+      return p;
+  }
+  throw std::runtime_error("no port " + name);
+}
+
+TEST(Pipeline, AnswersArpForEachVtepOnUnderlay) {
+  Harness h;
+  h.install(gw());
+  const std::vector<std::uint8_t> router = {0x02, 0, 0, 0, 0xfe, 0x01};
+  auto ul0 = mac(port_named(gw(), "ul0").mac);
+  for (const char *vtep : {"192.0.2.1", "192.0.2.2"}) {
+    SCOPED_TRACE(vtep);
+    Output out = h.send("ul0", arp_request(router, "192.0.2.254", vtep));
+    ASSERT_EQ(out.verdict.action, Action::kForward);
+    EXPECT_EQ(out.port, "ul0");
+    auto want = bytes_of({router,
+                          ul0,
+                          {0x08, 0x06},
+                          {0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x02},
+                          ul0,
+                          ipv4(vtep),
+                          router,
+                          ipv4("192.0.2.254")});
+    EXPECT_EQ(fixtures::hex(out.bytes), fixtures::hex(want));
+  }
+  EXPECT_EQ(h.counters().arp_replies.get(), 2u);
+}
+
+TEST(Pipeline, PassesUnderlayArpForOtherAddresses) {
+  Harness h;
+  h.install(gw());
+  auto req = arp_request({0x02, 0, 0, 0, 0xfe, 0x01}, "192.0.2.254", "192.0.2.3");
+  Output out = h.send("ul0", req);
+  EXPECT_EQ(out.verdict.action, Action::kPass);
+  EXPECT_EQ(out.bytes, req);
+  EXPECT_EQ(h.counters().arp_replies.get(), 0u);
+}
+
+TEST(Pipeline, AnsweredArpOfTenantGatewayUsesGatewayMac) {
+  Harness h;
+  h.install(gw());
+  auto vm = std::vector<std::uint8_t>{0x02, 0, 0, 0, 0x0a, 0x05};
+  Output out = h.send("red0", arp_request(vm, "10.1.0.5", "10.1.0.1"));
+  ASSERT_EQ(out.verdict.action, Action::kForward);
+  ASSERT_EQ(out.bytes.size(), 42u);
+  EXPECT_EQ(std::vector<std::uint8_t>(out.bytes.begin() + 6, out.bytes.begin() + 12),
+            mac(gw().node.gateway_mac));
+}
+
+TEST(Pipeline, LocalRouteToAbsentPortIsPortDown) {
+  Harness h;
+  h.install(gw(), /*absent=*/{"red1"});
+  Output out = h.send("red0", packet("tenant_port_local_other_port").input);
+  ASSERT_EQ(out.verdict.action, Action::kDrop);
+  EXPECT_EQ(out.drop_reason, "port_down");
+  EXPECT_EQ(h.counters().drops[STRATUS_DROP_PORT_DOWN].get(), 1u);
+}
+
+TEST(Pipeline, NextHopOnAbsentPortIsPortDown) {
+  Harness h;
+  h.install(gw(), /*absent=*/{"ul0"});
+  Output out = h.send("red0", packet("tenant_port_route_remote").input);
+  ASSERT_EQ(out.verdict.action, Action::kDrop);
+  EXPECT_EQ(out.drop_reason, "port_down");
+}
+
+TEST(Pipeline, UnknownIngressPortPasses) {
+  Harness h;
+  h.install(gw());
+  const auto &in = packet("overlay_remote_tcp").input;
+  Output out = h.send("not-a-port", in);
+  EXPECT_EQ(out.verdict.action, Action::kPass);
+  EXPECT_EQ(out.bytes, in);
+}
+
+TEST(Pipeline, CountsServiceBackendAndFlows) {
+  Harness h;
+  h.install(gw());
+  const auto &c = fixture_case("lb_underlay_multi_packet_flow");
+  std::uint64_t bytes = 0;
+  for (std::size_t i = 0; i < c.steps.size(); ++i) {
+    const auto &step = std::get<fixtures::PacketStep>(c.steps[i]);
+    ASSERT_EQ(h.send(step.in_port, step.input, i).verdict.action, Action::kForward);
+    bytes += step.input.size();  // fixture inputs carry no padding
+  }
+  auto &k = h.counters();
+  EXPECT_EQ(k.services[0].fwd.packets.get(), c.steps.size());
+  EXPECT_EQ(k.services[0].fwd.bytes.get(), bytes);
+  EXPECT_EQ(k.services[0].new_flows.get(), 1u);
+  EXPECT_EQ(k.backends[2].fwd.packets.get(), c.steps.size()) << "the case aims at web-vm-b (id 2)";
+  EXPECT_EQ(k.backends[2].new_flows.get(), 1u);
+  EXPECT_EQ(k.flow_misses.get(), 1u);
+  EXPECT_EQ(k.flow_hits.get(), c.steps.size() - 1);
+  EXPECT_EQ(k.flow_entries.get(), 1u);
+}
+
+TEST(Pipeline, CountsTenantTraffic) {
+  Harness h;
+  h.install(gw());
+  const auto &step = packet("tenant_port_route_remote");
+  ASSERT_EQ(h.send(step.in_port, step.input).verdict.action, Action::kForward);
+  EXPECT_EQ(h.counters().vrf_rx[1].packets.get(), 1u);
+  EXPECT_EQ(h.counters().vrf_tx[1].packets.get(), 1u);
+  EXPECT_EQ(h.counters().vrf_tx[1].bytes.get(), step.input.size());
+  EXPECT_EQ(h.counters().vrf_rx[2].packets.get(), 0u);
+}
+
+TEST(Pipeline, IdleFlowExpiresAndIsChosenAgain) {
+  Harness h;
+  h.install(gw());
+  const auto &step = packet("lb_underlay_vxlan_backend");
+  const std::uint64_t tcp_timeout = gw().node.flows.tcp_timeout_s * kTicksPerSecond;
+  ASSERT_EQ(h.send("ul0", step.input, 0).verdict.action, Action::kForward);
+  ASSERT_EQ(h.send("ul0", step.input, tcp_timeout).verdict.action, Action::kForward);
+  EXPECT_EQ(h.counters().services[0].new_flows.get(), 1u) << "within the timeout: same flow";
+  ASSERT_EQ(h.send("ul0", step.input, 2 * tcp_timeout + 1).verdict.action, Action::kForward);
+  EXPECT_EQ(h.counters().services[0].new_flows.get(), 2u) << "idle too long: a new flow";
+}
+
+TEST(Pipeline, FlowLimitFromNodeTable) {
+  Tables t = gw();
+  t.node.flows.max_entries = 2;
+  Harness h(64);
+  h.install(t);
+  for (const char *name : {"lb_underlay_vxlan_backend", "lb_underlay_ipip_backend",
+                           "lb_underlay_multi_packet_flow", "lb_tenant_port"}) {
+    const auto &step = packet(name);
+    ASSERT_EQ(h.send(step.in_port, step.input, 1).verdict.action, Action::kForward) << name;
+    EXPECT_LE(h.flows().size(), 2u);
+  }
+  EXPECT_EQ(h.flows().size(), 2u);
+}
+
+// One burst holding every single-packet case gives each case's own result:
+// the four-at-a-time loop and its tail behave like single packets.
+TEST(Pipeline, BurstMatchesSinglePackets) {
+  std::vector<const fixtures::PacketStep *> steps;
+  for (const auto &c : fx().cases) {
+    if (c.tables != "gw" || c.steps.size() != 1)
+      continue;
+    const auto &s = std::get<fixtures::PacketStep>(c.steps[0]);
+    if (s.in_port == "red0")
+      steps.push_back(&s);
+  }
+  ASSERT_GE(steps.size(), 6u);
+  if (steps.size() > Pipeline::kBurst)
+    steps.resize(Pipeline::kBurst);
+  Harness h;
+  h.install(gw());
+  std::vector<std::vector<std::uint8_t>> frames;
+  for (const auto *s : steps)
+    frames.push_back(s->input);
+  auto outs = h.send_burst("red0", frames);
+  ASSERT_EQ(outs.size(), steps.size());
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    SCOPED_TRACE("packet " + std::to_string(i));
+    EXPECT_EQ(fixtures::verdict_name(steps[i]->verdict),
+              outs[i].verdict.action == Action::kForward ? "forward"
+              : outs[i].verdict.action == Action::kPass  ? "pass"
+                                                         : "drop");
+    if (steps[i]->verdict == fixtures::Verdict::kForward) {
+      EXPECT_EQ(fixtures::hex(outs[i].bytes), fixtures::hex(steps[i]->output));
+    } else if (steps[i]->verdict == fixtures::Verdict::kDrop) {
+      EXPECT_EQ(outs[i].drop_reason, steps[i]->drop_reason);
+    }
+  }
+}
+
+// The fast path never touches the heap: every single-packet fixture case
+// through Pipeline::process() with the allocation counter armed.
+TEST(Pipeline, ProcessDoesNotAllocate) {
+  Tables t = gw();
+  PortResolver resolve = index_resolver(t);
+  auto snap = build_snapshot(t, resolve, nullptr, kTicksPerSecond);
+  auto counters = make_worker_counters();
+  FlowTable flows(1024);
+  Pipeline pipeline(flows, *counters);
+  std::size_t packets = 0;
+  std::uint64_t allocations = 0;
+  for (const auto &c : fx().cases) {
+    if (c.tables != "gw")
+      continue;
+    for (const auto &step : c.steps) {
+      const auto *p = std::get_if<fixtures::PacketStep>(&step);
+      if (p == nullptr)
+        continue;
+      std::uint16_t in = kNoPort;
+      for (std::uint16_t i = 0; i < snap->ports.size(); ++i) {
+        if (snap->ports[i].name == p->in_port)
+          in = i;
+      }
+      rte_mbuf *m = rte_pktmbuf_alloc(test_pool());
+      ASSERT_NE(m, nullptr);
+      std::memcpy(rte_pktmbuf_append(m, static_cast<std::uint16_t>(p->input.size())),
+                  p->input.data(), p->input.size());
+      Verdict v;
+      {
+        AllocationCounter counter;
+        pipeline.process(*snap, in, &m, 1, packets, &v);
+        pipeline.maintain(*snap, packets);
+        allocations += counter.count();
+      }
+      rte_pktmbuf_free(m);
+      ++packets;
+    }
+  }
+  EXPECT_GT(packets, 50u);
+  EXPECT_EQ(allocations, 0u);
+}
+
+TEST(Snapshot, UnchangedPiecesAreSharedWithThePrevious) {
+  Tables t = gw();
+  PortResolver resolve = index_resolver(t);
+  auto a = build_snapshot(t, resolve, nullptr, kTicksPerSecond);
+  t.services[0].backends[1].state = BackendState::kDown;
+  t.services[0].maglev = {2, 0, 2, 0, 0, 2, 0};
+  auto b = build_snapshot(t, resolve, a.get(), kTicksPerSecond);
+  EXPECT_EQ(a->vrfs[1].lpm, b->vrfs[1].lpm) << "same prefixes: LPM reused";
+  EXPECT_NE(a->service_list[0].maglev, b->service_list[0].maglev) << "changed table";
+  EXPECT_EQ(a->service_list[1].maglev, b->service_list[1].maglev) << "unchanged table shared";
+  t.routes.pop_back();
+  auto c = build_snapshot(t, resolve, b.get(), kTicksPerSecond);
+  EXPECT_NE(b->vrfs[2].lpm, c->vrfs[2].lpm) << "VRF 2 lost a route";
+  EXPECT_EQ(b->vrfs[1].lpm, c->vrfs[1].lpm);
+}
+
+}  // namespace
+}  // namespace stratus::dpdk::testing
