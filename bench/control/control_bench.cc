@@ -1,0 +1,189 @@
+// stratusd at scale: 1k tenants with 100 routes each (100k routes) and 1k
+// services of 100 backends (100k backends) on one node, pushed to an
+// in-process data plane (the generic Dataplane service over a recording
+// driver, on a unix socket). Times a full sync and a 1% change, split into
+// load (parse + validate), compile, runtime + digest, and push (diff or full
+// ops, gRPC stream, build + check + digest + install on the data plane).
+//
+// Baseline, same run: the same transaction applied in memory
+// (DataplaneService::apply, no gRPC), so the ratio shows what the wire adds.
+//
+//   control_bench [TENANTS ROUTES_PER_TENANT SERVICES BACKENDS_PER_SERVICE M]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "config/compile.h"
+#include "config/validate.h"
+#include "control/api/convert.h"
+#include "control/log.h"
+#include "control/runtime.h"
+#include "control/session.h"
+#include "tests/control/control_harness.h"
+
+namespace {
+
+using namespace stratus;
+using namespace stratus::control;
+using Steady = std::chrono::steady_clock;
+
+struct Scale {
+  int tenants = 1000;
+  int routes = 100;  // per tenant
+  int services = 1000;
+  int backends = 100;  // per service
+  int maglev = 10007;  // >= 100 x backends, prime
+};
+
+std::string ip4(unsigned v) {
+  return std::to_string(v >> 24 & 255) + "." + std::to_string(v >> 16 & 255) + "." +
+         std::to_string(v >> 8 & 255) + "." + std::to_string(v & 255);
+}
+
+// change: 1 in 100 routes gets another VTEP, 1 in 100 services another weight.
+std::string make_yaml(const Scale &s, const std::string &endpoint, bool change) {
+  std::string y;
+  y.reserve(64u << 20);
+  y += "nodes:\n  - name: gw\n    region: r\n    kind: xdp\n    api: " + endpoint +
+       "\n    vteps: [192.0.2.1]\n    ports: [{name: eth0, role: underlay}]\n"
+       "    nexthops: [{remote: default, port: eth0, mac: \"02:00:00:00:00:01\"}]\n";
+  y += "tenants:\n";
+  int n = 0;
+  for (int t = 0; t < s.tenants; ++t) {
+    y += "  - name: t" + std::to_string(t) + "\n    vni: " + std::to_string(1000 + t) +
+         "\n    subnets: [10.0.0.0/8]\n    routes:\n";
+    for (int r = 0; r < s.routes; ++r, ++n) {
+      bool moved = change && n % 100 == 0;
+      y += "      - {prefix: " + ip4((10u << 24) + static_cast<unsigned>(r) * 256) +
+           "/24, remote: {vtep: " + (moved ? "192.0.2.99" : "192.0.2.11") +
+           ", mac: \"02:00:00:00:00:02\"}}\n";
+    }
+  }
+  y += "services:\n";
+  for (int v = 0; v < s.services; ++v) {
+    y += "  - name: s" + std::to_string(v) +
+         "\n    vip: " + ip4((100u << 24) + static_cast<unsigned>(v)) +
+         "\n    protocol: tcp\n    port: 80\n" + "    maglev_size: " + std::to_string(s.maglev) +
+         "\n    backends:\n";
+    for (int b = 0; b < s.backends; ++b) {
+      bool heavier = change && v % 100 == 0 && b == 0;
+      y += "      - {name: b" + std::to_string(b) +
+           ", address: " + ip4((172u << 24) + static_cast<unsigned>(v * s.backends + b)) +
+           (heavier ? ", weight: 2}\n" : "}\n");
+    }
+  }
+  return y;
+}
+
+double since(Steady::time_point t) {
+  return std::chrono::duration<double, std::milli>(Steady::now() - t).count();
+}
+
+struct Step {
+  double load_ms, compile_ms, runtime_ms, push_ms, baseline_ms;
+  std::size_t ops;
+};
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  Scale s;
+  if (argc == 6) {
+    s = {std::atoi(argv[1]), std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]),
+         std::atoi(argv[5])};
+  }
+  set_log_enabled(false);
+  testing::TempDir dir;
+  testing::FakeNode node("gw", dir.path() + "/gw.sock");
+  node.start();
+  // The baseline data plane: the same service, driven in memory.
+  testing::RecordingDriver mem_driver;
+  api::DataplaneService mem(mem_driver, {});
+
+  SessionOptions so;
+  so.poll_interval = std::chrono::seconds(60);
+  so.chunk_bytes = 4 << 20;
+  NodeSession session("gw", node.endpoint(), grpc_client_factory(), nullptr, so);
+  session.start();
+
+  std::printf(
+      "control_bench: %d tenants x %d routes = %d routes, %d services x %d backends "
+      "(M = %d)\n",
+      s.tenants, s.routes, s.tenants * s.routes, s.services, s.backends, s.maglev);
+
+  std::map<std::string, Tables> previous;
+  std::shared_ptr<const Tables> effective;
+  std::uint64_t generation = 0;
+  Step steps[2];
+  for (int i = 0; i < 2; ++i) {
+    bool change = i == 1;
+    std::string yaml = make_yaml(s, node.endpoint(), change);
+    auto t0 = Steady::now();
+    auto loaded = config::load_config_string(yaml, "bench.yaml");
+    double load_ms = since(t0);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "%s", config::format_diagnostics(loaded.errors).c_str());
+      return 1;
+    }
+    t0 = Steady::now();
+    auto compiled = config::compile_all(*loaded.config, previous);
+    double compile_ms = since(t0);
+    t0 = Steady::now();
+    auto next = std::make_shared<const Tables>(
+        apply_runtime(compiled.at("gw"), RuntimeState{}, effective.get()));
+    std::uint64_t d = digest(*next);
+    double runtime_ms = since(t0);
+
+    // Baseline: the same transaction applied in memory, no gRPC.
+    auto ops = effective ? api::diff(*effective, *next) : api::full_sync_ops(*next);
+    std::size_t nops = ops.size();
+    pb::TxnHeader h;
+    h.set_generation(generation + 1);
+    h.set_base_generation(generation);
+    h.set_full(!effective);
+    h.set_expect_digest(d);
+    auto stream = api::chunk(h, std::move(ops), so.chunk_bytes);
+    t0 = Steady::now();
+    pb::ApplyReply reply;
+    if (!mem.apply(stream, &reply).ok()) {
+      std::fprintf(stderr, "in-memory apply failed\n");
+      return 1;
+    }
+    double baseline_ms = since(t0);
+
+    ++generation;
+    t0 = Steady::now();
+    session.set_desired({next, d, generation});
+    if (!session.wait_in_sync(std::chrono::minutes(5))) {
+      std::fprintf(stderr, "push did not complete: %s\n", session.status().last_error.c_str());
+      return 1;
+    }
+    double push_ms = since(t0);
+    if (node.service().table_digest() != d) {
+      std::fprintf(stderr, "digest mismatch after the push\n");
+      return 1;
+    }
+    steps[i] = {load_ms, compile_ms, runtime_ms, push_ms, baseline_ms, nops};
+    previous = std::move(compiled);
+    effective = next;
+  }
+
+  auto row = [](const char *name, const Step &st) {
+    double total = st.load_ms + st.compile_ms + st.runtime_ms + st.push_ms;
+    std::printf("  %-10s %9zu %9.1f %9.1f %9.1f %9.1f %9.1f %9.1f   %5.2fx\n", name, st.ops,
+                st.load_ms, st.compile_ms, st.runtime_ms, st.push_ms, total, st.baseline_ms,
+                st.push_ms / st.baseline_ms);
+  };
+  std::printf("  %-10s %9s %9s %9s %9s %9s %9s %9s   %s\n", "step", "ops", "load ms", "compile",
+              "runtime", "push ms", "total ms", "in-mem", "push/in-mem");
+  row("full sync", steps[0]);
+  row("1% change", steps[1]);
+  std::printf(
+      "  1%% change / full sync: push %.3fx, compile %.3fx, end to end %.3fx\n",
+      steps[1].push_ms / steps[0].push_ms, steps[1].compile_ms / steps[0].compile_ms,
+      (steps[1].load_ms + steps[1].compile_ms + steps[1].runtime_ms + steps[1].push_ms) /
+          (steps[0].load_ms + steps[0].compile_ms + steps[0].runtime_ms + steps[0].push_ms));
+  session.stop();
+  return 0;
+}
