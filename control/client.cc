@@ -61,10 +61,12 @@ class GrpcClient final : public DataplaneClient {
     pb::TablesChunk chunk;
     Tables t;
     try {
+      api::TxnEditor editor(t);
       while (reader->Read(&chunk)) {
         for (const auto &op : chunk.ops())
-          api::apply_op(op, t);
+          editor.apply(op);
       }
+      editor.finish();
     } catch (const api::DecodeError &e) {
       call.ctx.TryCancel();
       reader->Finish();

@@ -309,101 +309,149 @@ Service from_proto(const pb::Service &in) {
 
 // ---------------------------------------------------------------- operations
 
-void apply_op(const pb::TxnOp &op, Tables &t) {
+namespace {
+
+// One table under edit: key -> position, deletes as tombstones compacted at
+// the end, so a transaction of n operations on a table of m entries costs
+// O((n + m) log m) instead of a scan per operation.
+template <typename T, typename Key>
+class Keyed {
+ public:
+  Keyed(std::vector<T> &v, Key (*key)(const T &)) : v_(v), key_(key) {
+    for (std::size_t i = 0; i < v_.size(); ++i)
+      index_.emplace(key_(v_[i]), i);
+  }
+  void upsert(T x) {
+    auto [it, inserted] = index_.emplace(key_(x), v_.size());
+    if (inserted) {
+      v_.push_back(std::move(x));
+      dead_.push_back(false);
+    } else {
+      v_[it->second] = std::move(x);
+    }
+  }
+  bool erase(const Key &k) {
+    auto it = index_.find(k);
+    if (it == index_.end())
+      return false;
+    if (dead_.size() < v_.size())
+      dead_.resize(v_.size(), false);
+    dead_[it->second] = true;
+    index_.erase(it);
+    return true;
+  }
+  void compact() {
+    if (std::find(dead_.begin(), dead_.end(), true) == dead_.end())
+      return;
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < v_.size(); ++i) {
+      if (i < dead_.size() && dead_[i])
+        continue;
+      if (out != i)
+        v_[out] = std::move(v_[i]);
+      ++out;
+    }
+    v_.resize(out);
+  }
+
+ private:
+  std::vector<T> &v_;
+  Key (*key_)(const T &);
+  std::map<Key, std::size_t> index_;
+  std::vector<bool> dead_ = std::vector<bool>(v_.size(), false);
+};
+
+IpAddress nexthop_key(const NextHop &h) {
+  return h.remote;
+}
+std::uint32_t vrf_key(const Vrf &v) {
+  return v.id;
+}
+std::pair<std::uint32_t, IpPrefix> route_key(const Route &r) {
+  return {r.vrf, r.prefix};
+}
+std::uint32_t service_key(const Service &s) {
+  return s.id;
+}
+
+}  // namespace
+
+struct TxnEditor::Index {
+  explicit Index(Tables &t)
+      : nexthops(t.nexthops, nexthop_key),
+        vrfs(t.vrfs, vrf_key),
+        routes(t.routes, route_key),
+        services(t.services, service_key) {}
+  Keyed<NextHop, IpAddress> nexthops;
+  Keyed<Vrf, std::uint32_t> vrfs;
+  Keyed<Route, std::pair<std::uint32_t, IpPrefix>> routes;
+  Keyed<Service, std::uint32_t> services;
+};
+
+TxnEditor::TxnEditor(Tables &t) : t_(t), index_(std::make_unique<Index>(t)) {}
+TxnEditor::~TxnEditor() = default;
+
+void TxnEditor::finish() {
+  index_->nexthops.compact();
+  index_->vrfs.compact();
+  index_->routes.compact();
+  index_->services.compact();
+}
+
+void TxnEditor::apply(const pb::TxnOp &op) {
   switch (op.op_case()) {
     case pb::TxnOp::kNode:
-      t.node = from_proto(op.node());
+      t_.node = from_proto(op.node());
       return;
-    case pb::TxnOp::kUpsertNexthop: {
-      NextHop h = from_proto(op.upsert_nexthop());
-      auto it = std::find_if(t.nexthops.begin(), t.nexthops.end(),
-                             [&](const NextHop &x) { return x.remote == h.remote; });
-      if (it != t.nexthops.end()) {
-        *it = std::move(h);
-      } else {
-        t.nexthops.push_back(std::move(h));
-      }
+    case pb::TxnOp::kUpsertNexthop:
+      index_->nexthops.upsert(from_proto(op.upsert_nexthop()));
       return;
-    }
     case pb::TxnOp::kDeleteNexthop: {
       IpAddress remote = from_proto(op.delete_nexthop(), "delete_nexthop");
-      auto it = std::find_if(t.nexthops.begin(), t.nexthops.end(),
-                             [&](const NextHop &x) { return x.remote == remote; });
-      if (it == t.nexthops.end()) {
+      if (!index_->nexthops.erase(remote)) {
         throw DecodeError("delete_nexthop: no next hop " +
-                          (remote.empty() ? "default" : remote.str()));
-      }
-      t.nexthops.erase(it);
-      return;
-    }
-    case pb::TxnOp::kUpsertVrf: {
-      Vrf v = from_proto(op.upsert_vrf());
-      auto it =
-          std::find_if(t.vrfs.begin(), t.vrfs.end(), [&](const Vrf &x) { return x.id == v.id; });
-      if (it != t.vrfs.end()) {
-        *it = std::move(v);
-      } else {
-        t.vrfs.push_back(std::move(v));
+                          (remote.empty() ? std::string("default") : remote.str()));
       }
       return;
     }
-    case pb::TxnOp::kDeleteVrf: {
-      std::uint32_t id = op.delete_vrf();
-      auto it =
-          std::find_if(t.vrfs.begin(), t.vrfs.end(), [&](const Vrf &x) { return x.id == id; });
-      if (it == t.vrfs.end())
-        throw DecodeError("delete_vrf: no VRF " + std::to_string(id));
-      t.vrfs.erase(it);
+    case pb::TxnOp::kUpsertVrf:
+      index_->vrfs.upsert(from_proto(op.upsert_vrf()));
       return;
-    }
-    case pb::TxnOp::kUpsertRoute: {
-      Route r = from_proto(op.upsert_route());
-      auto it = std::find_if(t.routes.begin(), t.routes.end(), [&](const Route &x) {
-        return x.vrf == r.vrf && x.prefix == r.prefix;
-      });
-      if (it != t.routes.end()) {
-        *it = std::move(r);
-      } else {
-        t.routes.push_back(std::move(r));
+    case pb::TxnOp::kDeleteVrf:
+      if (!index_->vrfs.erase(op.delete_vrf())) {
+        throw DecodeError("delete_vrf: no VRF " + std::to_string(op.delete_vrf()));
       }
       return;
-    }
+    case pb::TxnOp::kUpsertRoute:
+      index_->routes.upsert(from_proto(op.upsert_route()));
+      return;
     case pb::TxnOp::kDeleteRoute: {
       std::uint32_t vrf = op.delete_route().vrf();
       IpPrefix prefix = from_proto(op.delete_route().prefix(), "delete_route.prefix");
-      auto it = std::find_if(t.routes.begin(), t.routes.end(),
-                             [&](const Route &x) { return x.vrf == vrf && x.prefix == prefix; });
-      if (it == t.routes.end()) {
+      if (!index_->routes.erase({vrf, prefix})) {
         throw DecodeError("delete_route: no route " + prefix.str() + " in VRF " +
                           std::to_string(vrf));
       }
-      t.routes.erase(it);
       return;
     }
-    case pb::TxnOp::kUpsertService: {
-      Service s = from_proto(op.upsert_service());
-      auto it = std::find_if(t.services.begin(), t.services.end(),
-                             [&](const Service &x) { return x.id == s.id; });
-      if (it != t.services.end()) {
-        *it = std::move(s);
-      } else {
-        t.services.push_back(std::move(s));
+    case pb::TxnOp::kUpsertService:
+      index_->services.upsert(from_proto(op.upsert_service()));
+      return;
+    case pb::TxnOp::kDeleteService:
+      if (!index_->services.erase(op.delete_service())) {
+        throw DecodeError("delete_service: no service " + std::to_string(op.delete_service()));
       }
       return;
-    }
-    case pb::TxnOp::kDeleteService: {
-      std::uint32_t id = op.delete_service();
-      auto it = std::find_if(t.services.begin(), t.services.end(),
-                             [&](const Service &x) { return x.id == id; });
-      if (it == t.services.end())
-        throw DecodeError("delete_service: no service " + std::to_string(id));
-      t.services.erase(it);
-      return;
-    }
     case pb::TxnOp::OP_NOT_SET:
       throw DecodeError("operation with no content");
   }
   throw DecodeError("unknown operation");
+}
+
+void apply_op(const pb::TxnOp &op, Tables &t) {
+  TxnEditor editor(t);
+  editor.apply(op);
+  editor.finish();
 }
 
 namespace {

@@ -4,6 +4,7 @@
 // tables into another (the control daemon side).
 #pragma once
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -39,9 +40,25 @@ Route from_proto(const pb::Route &in);
 Backend from_proto(const pb::Backend &in, const std::string &field);
 Service from_proto(const pb::Service &in);
 
-// Applies operations in order to `tables`: deletes of missing entries are
-// errors (DecodeError), upserts replace by key. The caller runs check()
+// Applies a transaction's operations in order to `tables`: upserts replace
+// by key, deleting a missing entry is a DecodeError. Keeps an index of every
+// table, so build one editor per transaction; call finish() at the end (the
+// tables are in an unspecified order until then). The caller runs check()
 // afterwards.
+class TxnEditor {
+ public:
+  explicit TxnEditor(Tables &tables);
+  ~TxnEditor();
+  void apply(const pb::TxnOp &op);
+  void finish();
+
+ private:
+  struct Index;
+  Tables &t_;
+  std::unique_ptr<Index> index_;
+};
+
+// One operation on its own (a TxnEditor for a single op).
 void apply_op(const pb::TxnOp &op, Tables &tables);
 
 // The operations that turn `from` into `to` (deletes first, then upserts;

@@ -182,15 +182,17 @@ grpc::Status DataplaneService::apply(const std::vector<pb::ApplyRequest> &stream
   auto next = std::make_shared<Tables>(h.full() ? Tables{} : *current);
   std::uint32_t ops = 0;
   try {
+    TxnEditor editor(*next);
     for (std::size_t m = 0; m < stream.size(); ++m) {
       if (m > 0 && stream[m].has_header()) {
         throw DecodeError("message " + std::to_string(m) + " repeats the header");
       }
       for (const auto &op : stream[m].ops()) {
-        apply_op(op, *next);
+        editor.apply(op);
         ++ops;
       }
     }
+    editor.finish();
   } catch (const DecodeError &e) {
     return fail(grpc::StatusCode::INVALID_ARGUMENT,
                 std::string("operation ") + std::to_string(ops) + ": " + e.what());
