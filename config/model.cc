@@ -154,6 +154,8 @@ std::optional<HealthCheck> ServiceSpec::health_check_for(const BackendSpec &b) c
   auto apply = [&hc](const HealthCheckSpec &s) {
     if (s.type.set())
       hc.type = *s.type;
+    if (s.address.set())
+      hc.address = *s.address;
     if (s.port.set())
       hc.port = *s.port;
     if (s.path.set())

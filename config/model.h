@@ -207,6 +207,10 @@ std::string_view to_string(HealthCheckType t);
 struct HealthCheckSpec {
   SourcePos pos;
   Field<HealthCheckType> type{HealthCheckType::kTcp};
+  // Where to probe, when the backend's own address is not reachable from
+  // stratusd (a tenant address inside an overlay): e.g. the backend's
+  // management address. Absent: the backend's address.
+  Field<IpAddress> address;
   Field<std::uint16_t> port;  // absent: the service port
   Field<std::string> path{"/"};
   Field<std::uint32_t> expect_status{200};
@@ -220,6 +224,7 @@ struct HealthCheckSpec {
 // resolved: what the prober runs.
 struct HealthCheck {
   HealthCheckType type = HealthCheckType::kTcp;
+  IpAddress address;  // empty: the backend's address
   std::uint16_t port = 0;
   std::string path = "/";
   std::uint32_t expect_status = 200;

@@ -752,6 +752,7 @@ void Loader::read_health_check(HealthCheckSpec &hc, const YAML::Node &n, const s
              read_enum<HealthCheckType>(
                  hc.type, v, p, {{"tcp", HealthCheckType::kTcp}, {"http", HealthCheckType::kHttp}});
            }},
+          {"address", [&](auto &v, auto &p) { read_ip(hc.address, v, p); }},
           {"port", [&](auto &v, auto &p) { read_uint(hc.port, v, p, 1, 65535); }},
           {"path",
            [&](auto &v, auto &p) {

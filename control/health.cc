@@ -24,8 +24,7 @@ std::string ProbeTarget::str() const {
 ProbeTarget probe_target(const config::ServiceSpec &service, const config::BackendSpec &backend,
                          const config::HealthCheck &check) {
   ProbeTarget t;
-  // When HealthCheck grows `address`: if (!check.address.empty()) t.addr = check.address;
-  t.addr = *backend.address;
+  t.addr = check.address.empty() ? *backend.address : check.address;
   t.port = check.port != 0 ? check.port : *service.port;
   return t;
 }

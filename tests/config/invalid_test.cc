@@ -541,6 +541,15 @@ const std::vector<InvalidCase> &cases() {
             "    health_check: {type: tcp}\n"),
        {"test.yaml:13:19: services[0].health_check.port: required when the service port is 0 "
         "(any port)"}},
+      {"health_check_bad_probe_address",
+       base("services:\n"
+            "  - name: web\n"
+            "    vip: 203.0.113.10\n"
+            "    port: 80\n"
+            "    backends:\n"
+            "      - {name: b1, address: 192.0.2.51, health_check: {address: 172.31.1.300}}\n"),
+       {"test.yaml:14:65: services[0].backends[0].health_check.address: \"172.31.1.300\" is not an "
+        "IP address"}},
       {"health_check_timeout_exceeds_interval",
        base("services:\n"
             "  - name: web\n"

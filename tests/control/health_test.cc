@@ -141,13 +141,15 @@ services:
     backends:
       - {name: a, address: 198.51.100.1}
       - {name: b, address: 198.51.100.2, health_check: {port: 8080}}
+      - {name: c, address: 198.51.100.3, health_check: {address: 172.31.1.3}}
 )",
                                       "t.yaml");
   ASSERT_TRUE(r.ok()) << config::format_diagnostics(r.errors);
   auto targets = health_targets(*r.config);
-  ASSERT_EQ(targets.size(), 2u);
+  ASSERT_EQ(targets.size(), 3u);
   EXPECT_EQ(targets[0].target.str(), "198.51.100.1:443");
   EXPECT_EQ(targets[1].target.str(), "198.51.100.2:8080");
+  EXPECT_EQ(targets[2].target.str(), "172.31.1.3:443") << "health_check.address is probed instead";
   EXPECT_EQ(targets[0].check.type, config::HealthCheckType::kHttp);
   EXPECT_EQ(targets[0].check.path, "/healthz");
 }
