@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# The main job. Until the two-region demo lands (see the README), it shows
-# the most complete thing there is: the two-region example configuration
-# validated, compiled into every node's tables, and printed.
+# The main job: the two-region cloud in a box (tests/lab/demo.py) on the
+# embedded default configuration, config/examples/two-region.yaml.
 #
-#   scripts/demo.sh BUILD_DIR [config.yaml]
+#   scripts/demo.sh BUILD_DIR [--once] [--config FILE] [--run-dir DIR]
+#
+# Needs root (namespaces, XDP, DPDK). Everything it starts is stopped and
+# removed on exit, also on failure or Ctrl-C.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
-config=${2:-$here/config/examples/two-region.yaml}
+shift || true
 [[ $build = /* ]] || build=$here/$build
-
-echo "== Stratus: validating $config"
-"$build/config/stratus-compile" --check "$config"
-echo
-echo "== Compiled tables, per data-plane node"
-"$build/config/stratus-compile" "$config"
+if [[ $(id -u) -ne 0 ]]; then
+  echo "demo: needs root (network namespaces, XDP, DPDK); try: sudo make demo" >&2
+  exit 2
+fi
+exec /usr/bin/python3 -u "$here/tests/lab/demo.py" --build "$build" "$@"

@@ -20,7 +20,7 @@ packages=(
   prometheus-cpp-dev libyaml-cpp-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # tests and demo
-  iproute2 tcpdump tshark python3 python3-scapy prometheus curl
+  iproute2 iputils-ping tcpdump tshark python3 python3-scapy python3-yaml prometheus curl
   procps psmisc ethtool
 )
 
