@@ -6,4 +6,4 @@ if [[ $(id -u) -ne 0 ]]; then
   exit 77
 fi
 here=$(cd "$(dirname "$0")/../.." && pwd)
-exec /usr/bin/python3 -u "$here/tests/lab/demo.py" --build "$1" --once --kinds "$2" --run-dir "$3"
+exec /usr/bin/python3 -u "$here/tests/lab/demo.py" --build "$1" --once --connections 2000 --kinds "$2" --run-dir "$3"

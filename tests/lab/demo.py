@@ -13,6 +13,7 @@ passed.
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -23,6 +24,9 @@ from lab import LabError, wait_until  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 WHOAMI_PORT = 8080
+# Chi-square critical values at the 1% level, by degrees of freedom (1..10).
+CHI2_1PCT = {1: 6.635, 2: 9.210, 3: 11.345, 4: 13.277, 5: 15.086, 6: 16.812, 7: 18.475,
+             8: 20.090, 9: 21.666, 10: 23.209}
 
 
 class Report:
@@ -78,6 +82,8 @@ def main():
     ap.add_argument("--config", default=os.path.join(ROOT, "config/examples/two-region.yaml"))
     ap.add_argument("--run-dir", default="/run/stratus-demo")
     ap.add_argument("--once", action="store_true", help="run the steps, clean up and exit")
+    ap.add_argument("--connections", type=int, default=300,
+                    help="connections in the load-balancing step (e2e: 2000)")
     ap.add_argument("--kinds", default="",
                     help="override data planes, e.g. gw-a=dpdk,gw-b=xdp (default: the config's)")
     args = ap.parse_args()
@@ -145,16 +151,25 @@ def main():
         report.step("the other tenant cannot reach them despite equal addresses",
                     "blue reaches only blue VMs; red-only addresses do not answer", isolation)
 
-        def lb_spread():
-            counts = spread(cloud, vip, vport, 300)
-            errors = counts.pop("errors", 0)
-            ok = errors == 0 and set(counts) == set(names) and min(counts.values()) > 300 / len(
-                names) / 2
-            return ok, f"{counts}, {errors} errors"
+        weights = {b["name"]: b.get("weight", 1) for b in svc["backends"]}
+        client_counts = {}
 
-        report.step(f"300 HTTP connections from the client to the VIP {vip}:{vport}",
-                    f"spread over {', '.join(names)} (Maglev, equal weights), answered "
-                    "directly by the backends (DSR)", lb_spread)
+        def lb_spread():
+            n = args.connections
+            counts = spread(cloud, vip, vport, n)
+            errors = counts.pop("errors", 0)
+            client_counts.update(counts)
+            total_w = sum(weights.values())
+            expected = {b: n * w / total_w for b, w in weights.items()}
+            chi2 = sum((counts.get(b, 0) - e) ** 2 / e for b, e in expected.items() if e > 0)
+            limit = CHI2_1PCT[len(expected) - 1]
+            ok = errors == 0 and set(counts) <= set(names) and chi2 <= limit
+            return ok, (f"{counts}, {errors} errors; chi-square {chi2:.2f} against the weights "
+                        f"(1% critical value {limit})")
+
+        report.step(f"{args.connections} HTTP connections from the client to the VIP {vip}:{vport}",
+                    f"spread over {', '.join(names)} in proportion to their weights (Maglev; "
+                    "chi-square test at 1%), answered directly by the backends (DSR)", lb_spread)
 
         victim = topo.backends(svc["name"])[1]
         held = {}
@@ -232,12 +247,29 @@ def main():
                     route_change)
 
         def prometheus():
-            time.sleep(3)
+            problems = []
+            for name in cloud.metrics:
+                text = cloud.scrape(name)
+                p = subprocess.run(["promtool", "check", "metrics"], input=text, text=True,
+                                   capture_output=True)
+                if p.returncode != 0:
+                    problems.append(f"{name}: {(p.stdout + p.stderr).strip()[:200]}")
+            time.sleep(3)  # one more scrape after the last connections
             res = cloud.prom_query("sum by (backend) (stratus_backend_new_flows_total)")
             got = {r["metric"].get("backend"): int(float(r["value"][1])) for r in res or []}
-            return set(got) >= set(names), f"new flows per backend, from Prometheus: {got}"
+            # Every connection the client made is at least one new flow on
+            # the gateway (a flow seen on two CPUs counts on each).
+            short = {b: c for b, c in client_counts.items() if got.get(b, 0) < c}
+            up = cloud.prom_query("up") or []
+            down = [r["metric"]["job"] for r in up if r["value"][1] != "1"]
+            ok = not problems and not short and not down and len(up) == len(cloud.metrics)
+            return ok, (f"promtool: {'ok' if not problems else problems}; targets up: "
+                        f"{len(up) - len(down)}/{len(cloud.metrics)}; new flows per backend from "
+                        f"Prometheus: {got} (client counted {client_counts} in the spread step)")
 
-        report.step("Prometheus scrapes every endpoint", "per-backend counts queryable", prometheus)
+        report.step("Prometheus scrapes every endpoint",
+                    "promtool accepts every /metrics; every target up; per-backend new-flow "
+                    "counts at least what the client saw", prometheus)
         print("\n== Where to look")
         for name, addr in cloud.metrics.items():
             print(f"   /metrics of {name:9} http://{addr}/metrics  (in namespace {topo.ns['mgmt'].name})")
