@@ -121,9 +121,13 @@ STRATUS_INLINE void stratus_flow_key_reduce(struct stratus_flow_key *key, stratu
  * 16384, host byte order. The key is the inner packet's full 5-tuple with
  * vrf = 0 and no reduction (ports 0 for non-TCP/UDP and for fragments), so
  * that routed and load-balanced packets of one flow take one underlay path. */
+STRATUS_INLINE stratus_u16 stratus_vxlan_sport_from_hash(stratus_u32 inner_hash) {
+  return (stratus_u16)(49152u + (inner_hash & 16383u));
+}
+
 STRATUS_INLINE stratus_u16 stratus_vxlan_sport(const struct stratus_flow_key *inner,
                                                stratus_u32 seed) {
-  return (stratus_u16)(49152u + (stratus_flow_hash(inner, seed) & 16383u));
+  return stratus_vxlan_sport_from_hash(stratus_flow_hash(inner, seed));
 }
 
 #endif /* STRATUS_LB_FLOW_HASH_H */

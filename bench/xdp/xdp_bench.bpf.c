@@ -9,14 +9,28 @@
  * the program under test in target[0]. The baselines (bench_tx: MAC swap +
  * XDP_TX; bench_drop: XDP_DROP) go through the same front, so the front's
  * cost cancels out of "cost above baseline".
+ *
+ * To measure many flows, the front can also rewrite the frame's flow per
+ * repetition from a per-CPU sequence number: `vary_count` N > 0 cycles the
+ * TCP/UDP source port over N values (N distinct flows); VARY_UNIQUE makes
+ * every repetition a flow never seen before (source port from the low 16
+ * bits of the sequence, the last two bytes of the source address XORed with
+ * the rest). The data plane checks neither the IPv4 nor the L4 checksum,
+ * so they are left as they are.
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 
 #define BENCH_MAX_FRAME 2048
 
+#define BENCH_VARY_UNIQUE 0xffffffffu
+
+/* Mirrored in xdp_paths_bench.cc. */
 struct bench_frame {
   __u32 len;
+  __u32 vary_count; /* 0: the frame as is; N: N source ports; VARY_UNIQUE */
+  __u32 sport_off;  /* offsets in the frame (of the source port, address) */
+  __u32 saddr_off;
   __u8 bytes[BENCH_MAX_FRAME];
 };
 
@@ -36,6 +50,14 @@ struct {
   __type(value, __u32);
 } target SEC(".maps");
 
+/* [0] -> the sequence number of the next varied repetition (per CPU). */
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, __u64);
+} seq SEC(".maps");
+
 /* [0] -> repetitions that reached the tail call (per CPU). */
 struct {
   __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -53,6 +75,30 @@ int bench_front(struct xdp_md *ctx) {
   __u32 len = f->len;
   if (len == 0 || len > BENCH_MAX_FRAME)
     return XDP_ABORTED;
+  if (f->vary_count) {
+    __u64 *seqno = bpf_map_lookup_elem(&seq, &zero);
+    if (!seqno)
+      return XDP_ABORTED;
+    __u64 i = (*seqno)++;
+    /* Masked so that the verifier sees the stores inside bytes[]. */
+    __u32 sport = f->sport_off & (BENCH_MAX_FRAME / 2 - 1);
+    __u32 saddr = f->saddr_off & (BENCH_MAX_FRAME / 2 - 1);
+    __u32 v;
+    if (f->vary_count == BENCH_VARY_UNIQUE) {
+      v = (__u32)i;
+      /* Stored in the map's copy of the frame: XOR with the bits that
+       * changed since the last repetition keeps the original address. */
+      __u32 prev = i ? (__u32)(i - 1) >> 16 : 0;
+      f->bytes[saddr + 2] ^= (__u8)(((v >> 16) ^ prev) >> 8);
+      f->bytes[saddr + 3] ^= (__u8)((v >> 16) ^ prev);
+    } else {
+      v = (__u32)(i % f->vary_count);
+    }
+    /* Ports from 1024 up rather than from 0. */
+    __u16 port = (__u16)(v + 1024);
+    f->bytes[sport] = (__u8)(port >> 8);
+    f->bytes[sport + 1] = (__u8)port;
+  }
   int cur = (int)(ctx->data_end - ctx->data);
   if (cur != (int)len && bpf_xdp_adjust_head(ctx, cur - (int)len))
     return XDP_ABORTED;

@@ -10,7 +10,17 @@
 // figure for the wrong path. Frames and tables come from the shared packet
 // fixtures (tests/fixtures/packets.json).
 //
-//   xdp_paths_bench [--repeat N] [--runs R]     (default 1000000 x 5)
+// The load-balancer rows also check the connection-table counters: "conn
+// hit" rows after a warm-up run must show only hits, the "new flow" row
+// (the front gives every repetition a flow never seen before) only misses,
+// and the "10k flows" row (the front cycles the source port over 10000
+// values, warmed up first) only hits. A baseline row with the same 10k-port
+// rewrite shows what that rewrite in the front costs.
+//
+//   xdp_paths_bench [--repeat N] [--runs R] [--only SUBSTRING] [--flows E]
+//   (default 1000000 x 5; --only: the baselines and the paths whose label
+//   has it; --flows: connection-table entries per CPU, default the
+//   configuration's default)
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
@@ -41,10 +51,19 @@ namespace {
 namespace fx = stratus::fixtures;
 namespace pb = stratus::api::pb;
 
+constexpr std::uint32_t kVaryUnique = 0xffffffffu;  // BENCH_VARY_UNIQUE
+constexpr std::uint32_t kManyFlows = 10000;
+
 struct Path {
   std::string label;
   std::string fixture;  // case whose first packet step is the frame
   enum Kind { kStratus, kBaselineTx, kBaselineDrop } kind = kStratus;
+  // 0: every repetition is the fixture's frame; N: the front cycles the
+  // source port over N values; kVaryUnique: every repetition a new flow.
+  std::uint32_t vary = 0;
+  // What the connection-table counters must show for every measured
+  // repetition of a load-balanced path (after a warm-up run for kHits).
+  enum Conn { kAny, kHits, kMisses } conn = kAny;
 };
 
 const std::vector<Path> kPaths = {
@@ -53,9 +72,16 @@ const std::vector<Path> kPaths = {
     {"VXLAN decap, route, VXLAN encap (TX)", "overlay_remote_tcp"},
     {"VXLAN decap, route local (redirect)", "overlay_local_delivery"},
     {"tenant port, route, VXLAN encap (redirect)", "tenant_port_route_remote"},
-    {"LB underlay VIP, conn hit, VXLAN", "lb_underlay_vxlan_backend"},
-    {"LB underlay VIP, conn hit, IPIP", "lb_underlay_ipip_backend"},
-    {"LB tenant VIP via VXLAN decap", "lb_tenant_vrf_via_vxlan"},
+    {"baseline: XDP_TX, 10k source ports", "lb_underlay_vxlan_backend", Path::kBaselineTx,
+     kManyFlows},
+    {"LB underlay VIP, conn hit, VXLAN", "lb_underlay_vxlan_backend", Path::kStratus, 0,
+     Path::kHits},
+    {"LB underlay VIP, conn hit, IPIP", "lb_underlay_ipip_backend", Path::kStratus, 0, Path::kHits},
+    {"LB underlay VIP, new flow, VXLAN", "lb_underlay_vxlan_backend", Path::kStratus, kVaryUnique,
+     Path::kMisses},
+    {"LB underlay VIP, 10k flows (hits), VXLAN", "lb_underlay_vxlan_backend", Path::kStratus,
+     kManyFlows, Path::kHits},
+    {"LB tenant VIP via VXLAN decap", "lb_tenant_vrf_via_vxlan", Path::kStratus, 0, Path::kHits},
     {"ARP reply on tenant port", "tenant_port_arp_gateway"},
     {"pass to host", "pass_underlay_not_for_node"},
     {"drop no_route (after decap)", "overlay_no_route"},
@@ -63,7 +89,7 @@ const std::vector<Path> kPaths = {
 
 struct Counts {
   std::map<std::string, std::uint64_t> drops, tx;
-  std::uint64_t passed = 0, service = 0;
+  std::uint64_t passed = 0, service = 0, hits = 0, misses = 0;
 };
 
 Counts counts(stratus::xdp::XdpDriver &d) {
@@ -77,6 +103,8 @@ Counts counts(stratus::xdp::XdpDriver &d) {
   for (const auto &s : r.services())
     c.service += s.fwd().packets();
   c.passed = r.passed_to_host();
+  c.hits = r.flow_hits();
+  c.misses = r.flow_misses();
   return c;
 }
 
@@ -99,12 +127,18 @@ double median(std::vector<double> v) {
 
 int main(int argc, char **argv) {
   std::uint32_t repeat = 1000000, nruns = 5;
+  std::string only;
+  std::uint32_t flow_entries = stratus::FlowTableConfig{}.max_entries;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--repeat")
       repeat = static_cast<std::uint32_t>(std::stoul(argv[i + 1]));
     if (a == "--runs")
       nruns = static_cast<std::uint32_t>(std::stoul(argv[i + 1]));
+    if (a == "--only")
+      only = argv[i + 1];
+    if (a == "--flows")
+      flow_entries = static_cast<std::uint32_t>(std::stoul(argv[i + 1]));
   }
   if (::geteuid() != 0) {
     std::cout << "SKIP: needs root (BPF programs, network namespaces)\n";
@@ -151,27 +185,61 @@ int main(int argc, char **argv) {
       throw std::runtime_error("loading xdp_bench.bpf.o failed");
     int ncpus = libbpf_num_possible_cpus();
 
-    std::printf("XDP data-plane paths, BPF_PROG_TEST_RUN, %u repetitions x %u runs, CPU 0\n",
-                repeat, nruns);
+    std::printf(
+        "XDP data-plane paths, BPF_PROG_TEST_RUN, %u repetitions x %u runs, CPU 0, "
+        "%u connection-table entries\n",
+        repeat, nruns, flow_entries);
     std::printf("%-44s %10s %10s %10s %12s %8s\n", "path", "ns/pkt", "min", "max", "above XDP_TX",
                 "ratio");
     double tx_baseline = 0;
     for (const Path &path : kPaths) {
+      if (!only.empty() && path.kind == Path::kStratus &&
+          path.label.find(only) == std::string::npos)
+        continue;
       const fx::Case &c = find(path.fixture);
       const auto &step = std::get<fx::PacketStep>(c.steps.at(0));
       stratus::xdp::XdpOptions o;
       o.bpffs_root.clear();
       stratus::xdp::XdpDriver driver(o);  // fresh maps per path
-      driver.install(stratus::Tables{}, fixtures.tables.at(c.tables));
+      // The configuration's default connection-table size (unless --flows)
+      // rather than the fixtures' small one, so that the many-flow rows fit.
+      stratus::Tables tables = fixtures.tables.at(c.tables);
+      tables.node.flows.max_entries = flow_entries;
+      if (path.vary != 0) {
+        // Other flows would spread over backends of either encapsulation;
+        // every slot on the first VXLAN backend keeps the rows comparable
+        // with the single-flow VXLAN row (the fixture's flow goes there).
+        for (auto &svc : tables.services) {
+          for (std::size_t b = 0; b < svc.backends.size(); ++b) {
+            if (svc.backends[b].encap == stratus::Encap::kVxlan) {
+              std::fill(svc.maglev.begin(), svc.maglev.end(), static_cast<std::uint32_t>(b));
+              break;
+            }
+          }
+        }
+      }
+      driver.install(stratus::Tables{}, tables);
 
       struct {
-        __u32 len;
+        __u32 len, vary_count, sport_off, saddr_off;
         __u8 bytes[2048];
       } f{};
       f.len = static_cast<__u32>(step.input.size());
       std::memcpy(f.bytes, step.input.data(), step.input.size());
+      if (path.vary != 0) {
+        // The flow is varied in place: an IPv4 TCP/UDP frame without tunnel.
+        const auto &in = step.input;
+        if (in.size() < 14 + 20 + 4 || in[12] != 0x08 || in[13] != 0x00 ||
+            (in[14 + 9] != 6 && in[14 + 9] != 17))
+          throw std::runtime_error(c.name + ": not a plain IPv4 TCP/UDP frame");
+        f.vary_count = path.vary;
+        f.saddr_off = 14 + 12;
+        f.sport_off = 14 + (in[14] & 0x0fu) * 4;
+      }
       __u32 zero = 0;
       bpf_map_update_elem(bpf_map__fd(bench->maps.frame), &zero, &f, BPF_ANY);
+      std::vector<std::uint64_t> seq0(static_cast<std::size_t>(ncpus), 0);
+      bpf_map_update_elem(bpf_map__fd(bench->maps.seq), &zero, seq0.data(), BPF_ANY);
       int target = path.kind == Path::kStratus      ? driver.program_fd()
                    : path.kind == Path::kBaselineTx ? bpf_program__fd(bench->progs.bench_tx)
                                                     : bpf_program__fd(bench->progs.bench_drop);
@@ -184,9 +252,10 @@ int main(int argc, char **argv) {
                                   : step.out_port == step.in_port      ? XDP_TX
                                                                        : XDP_REDIRECT;
 
-      std::vector<double> ns;
-      std::string problem;
-      for (std::uint32_t run = 0; run < nruns && problem.empty(); ++run) {
+      // One test_run of `reps` repetitions; a problem, or "" and the
+      // duration in ns per repetition. A warm-up run skips the
+      // connection-table checks.
+      auto run_once = [&](std::uint32_t reps, bool warm_up, double *duration) -> std::string {
         Counts before = counts(driver);
         std::uint64_t runs_before = runs_counter(bench, ncpus);
         std::vector<std::uint8_t> out(step.input.size() + 256);
@@ -195,34 +264,64 @@ int main(int argc, char **argv) {
         ctx.ingress_ifindex = if_nametoindex(step.in_port.c_str());
         LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = step.input.data(), .data_out = out.data(),
                     .data_size_in = f.len, .data_size_out = static_cast<__u32>(out.size()),
-                    .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = static_cast<int>(repeat));
-        if (bpf_prog_test_run_opts(bpf_program__fd(bench->progs.bench_front), &opts) != 0) {
-          problem = std::string("test_run failed: ") + std::strerror(errno);
-          break;
-        }
+                    .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = static_cast<int>(reps));
+        if (bpf_prog_test_run_opts(bpf_program__fd(bench->progs.bench_front), &opts) != 0)
+          return std::string("test_run failed: ") + std::strerror(errno);
         Counts after = counts(driver);
         std::uint64_t done = runs_counter(bench, ncpus) - runs_before;
         out.resize(opts.data_size_out);
-        if (done != repeat)
-          problem = "front ran " + std::to_string(done) + " times";
+        *duration = static_cast<double>(opts.duration);
+        if (done != reps)
+          return "front ran " + std::to_string(done) + " times";
         if (opts.retval != want_action)
-          problem = "last action " + std::to_string(opts.retval);
-        if (path.kind == Path::kStratus) {
-          if (step.verdict == fx::Verdict::kForward) {
-            if (after.tx[step.out_port] - before.tx[step.out_port] != repeat) {
-              problem = "tx on " + step.out_port + " is not one per repetition";
-            }
-            if (out != step.output)
-              problem = "output bytes differ from the fixture";
-          } else if (step.verdict == fx::Verdict::kDrop) {
-            if (after.drops[step.drop_reason] - before.drops[step.drop_reason] != repeat) {
-              problem = step.drop_reason + " drops are not one per repetition";
-            }
-          } else if (after.passed - before.passed != repeat) {
-            problem = "passes are not one per repetition";
-          }
+          return "last action " + std::to_string(opts.retval);
+        if (path.kind != Path::kStratus)
+          return "";
+        if (step.verdict == fx::Verdict::kForward) {
+          if (after.tx[step.out_port] - before.tx[step.out_port] != reps)
+            return "tx on " + step.out_port + " is not one per repetition";
+          // A varied flow changes the ports and the outer source port.
+          if (path.vary == 0 ? out != step.output : out.size() != step.output.size())
+            return "output bytes differ from the fixture (" + std::to_string(out.size()) + " vs " +
+                   std::to_string(step.output.size()) + " bytes)";
+        } else if (step.verdict == fx::Verdict::kDrop) {
+          if (after.drops[step.drop_reason] - before.drops[step.drop_reason] != reps)
+            return step.drop_reason + " drops are not one per repetition";
+        } else if (after.passed - before.passed != reps) {
+          return "passes are not one per repetition";
         }
-        ns.push_back(static_cast<double>(opts.duration));
+        if (warm_up)
+          return "";
+        if (path.conn != Path::kAny && after.service - before.service != reps)
+          return "load-balanced packets are not one per repetition";
+        std::uint64_t hits = after.hits - before.hits, misses = after.misses - before.misses;
+        if (path.conn == Path::kHits && (hits != reps || misses != 0))
+          return "connection hits " + std::to_string(hits) + ", misses " + std::to_string(misses) +
+                 " (want all hits)";
+        if (path.conn == Path::kMisses && (misses != reps || hits != 0))
+          return "connection hits " + std::to_string(hits) + ", misses " + std::to_string(misses) +
+                 " (want all misses)";
+        return "";
+      };
+
+      std::string problem;
+      std::vector<double> ns;
+      // Warm-up, every row (caches, branch predictors, the first row's
+      // CPU frequency); for the hit rows it also creates the entries of
+      // every flow of the cycle.
+      {
+        std::uint32_t warm = std::min(repeat, 100000u);
+        if (path.conn == Path::kHits && path.vary != kVaryUnique)
+          warm = std::max(warm, path.vary);
+        double ignored = 0;
+        problem = run_once(warm, true, &ignored);
+        if (!problem.empty())
+          problem = "warm-up: " + problem;
+      }
+      for (std::uint32_t run = 0; run < nruns && problem.empty(); ++run) {
+        double d = 0;
+        problem = run_once(repeat, false, &d);
+        ns.push_back(d);
       }
       if (!problem.empty()) {
         std::printf("%-44s FAILED: %s\n", path.label.c_str(), problem.c_str());
@@ -230,7 +329,7 @@ int main(int argc, char **argv) {
         continue;
       }
       double med = median(ns);
-      if (path.kind == Path::kBaselineTx)
+      if (path.kind == Path::kBaselineTx && path.vary == 0)
         tx_baseline = med;
       double lo = *std::min_element(ns.begin(), ns.end());
       double hi = *std::max_element(ns.begin(), ns.end());

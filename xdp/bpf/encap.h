@@ -8,6 +8,7 @@
 #define STRATUS_XDP_BPF_ENCAP_H
 
 #include "xdp/bpf/csum.h"
+#include "lb/flow_hash.h"
 #include "xdp/bpf/parse.h"
 #include "xdp/bpf/verdict.h"
 
@@ -27,7 +28,13 @@ struct stratus_pkt {
   __u8 tos;
   __u8 fragment;
   __u8 options;
-  __u8 pad;
+  /* 1: (vrf, dst, proto) is known to be in `vips` (the underlay checked it
+   * before entering the VRF pipeline), so the pipeline need not look again. */
+  __u8 vip;
+  /* stratus_flow_hash(&tuple) when tuple_hash_valid: the load balancer
+   * computed it (its reduced key equalled the tuple), VXLAN reuses it. */
+  __u32 tuple_hash;
+  __u32 tuple_hash_valid;
 };
 
 /* A forwarded frame ends where its IP packet ends: Ethernet padding (or
@@ -63,20 +70,33 @@ static __always_inline struct stratus_nexthop *stratus_nexthop_v4(__be32 remote)
   return bpf_map_lookup_elem(&nexthops, &key);
 }
 
+/* An option-less outer IPv4 header, its checksum summed from the values
+ * (the same one's complement sum of the same 16-bit words as summing the
+ * written header; the constant words fold at compile time) rather than
+ * read back from the packet. The words are composed as a little-endian
+ * host loads them, as lb/flow_hash.h already assumes. (Writing the headers
+ * in 8-byte words instead of fields measured no faster: not done.) */
 static __always_inline void stratus_outer_ipv4(struct iphdr *ip, const struct stratus_node_cfg *cfg,
                                                __be32 dst, __u8 proto, __u8 tos, __u16 tot_len) {
+  __be32 src = cfg->vteps[0][0];
+  __u16 ver_tos = 0x45 | (__u16)tos << 8; /* version 4, IHL 5, then TOS */
+  __u16 len = bpf_htons(tot_len);
+  __u16 frag = bpf_htons(STRATUS_IP_DF); /* id 0 */
+  __u16 ttl_proto = STRATUS_OUTER_TTL | (__u16)proto << 8;
+  __u32 sum = ver_tos + len + frag + ttl_proto + (src & 0xffff) + (src >> 16) + (dst & 0xffff) +
+              (dst >> 16);
+  __u16 check = stratus_csum_fold(sum);
   ip->version = 4;
   ip->ihl = 5;
   ip->tos = tos;
-  ip->tot_len = bpf_htons(tot_len);
+  ip->tot_len = len;
   ip->id = 0;
-  ip->frag_off = bpf_htons(STRATUS_IP_DF);
+  ip->frag_off = frag;
   ip->ttl = STRATUS_OUTER_TTL;
   ip->protocol = proto;
-  ip->check = 0;
-  ip->saddr = cfg->vteps[0][0];
+  ip->check = check;
+  ip->saddr = src;
   ip->daddr = dst;
-  ip->check = stratus_ipv4_csum(ip);
 }
 
 /* Wraps the whole frame (inner Ethernet first) in VXLAN toward `dst`. */
@@ -93,7 +113,9 @@ static __always_inline int stratus_encap_vxlan(struct xdp_md *ctx,
       inner_len + sizeof(struct iphdr) + sizeof(struct udphdr) + sizeof(struct vxlanhdr_stratus);
   if (ip_len > cfg->mtu)
     return stratus_drop(STRATUS_DROP_MTU_EXCEEDED);
-  __u16 sport = stratus_vxlan_sport(&pkt->tuple, cfg->hash_seed);
+  __u32 hash =
+      pkt->tuple_hash_valid ? pkt->tuple_hash : stratus_flow_hash(&pkt->tuple, cfg->hash_seed);
+  __u16 sport = stratus_vxlan_sport_from_hash(hash);
 
   if (bpf_xdp_adjust_head(ctx, -(int)STRATUS_VXLAN_OVERHEAD))
     return stratus_drop(STRATUS_DROP_TX_FAILED);

@@ -10,6 +10,16 @@
 #include "lb/flow_hash.h"
 #include "xdp/bpf/encap.h"
 
+/* The clock of the connection table's last_seen_ns: CLOCK_MONOTONIC as of
+ * the last timer tick (bpf_ktime_get_coarse_ns). Timeouts are seconds, so a
+ * few milliseconds of resolution do not matter, and reading the tick's
+ * time costs no clock-source read: on this project's test host
+ * bpf_ktime_get_ns (read_tsc) was about a tenth of an established flow's
+ * cost. It may lag CLOCK_MONOTONIC read elsewhere (the agent) by a tick. */
+static __always_inline __u64 stratus_now(void) {
+  return bpf_ktime_get_coarse_ns();
+}
+
 /* Whether any service of `vrf` has this VIP and protocol, whatever its port. */
 static __always_inline int stratus_is_vip(__u32 vrf, __be32 addr, __u8 proto) {
   struct stratus_vip_key key = {.vrf = vrf, .vip = {addr, 0, 0, 0}, .proto = proto};
@@ -34,16 +44,14 @@ static __always_inline int stratus_backend_alive(const struct stratus_backend *b
 
 /* Maglev: the id of the backend owning the key's slot, or 0 (null) when the
  * service's table is empty. */
-static __always_inline __u32 *stratus_maglev_pick(const struct stratus_node_cfg *cfg,
-                                                  const struct stratus_service *svc,
-                                                  const struct stratus_flow_key *key) {
+static __always_inline __u32 *stratus_maglev_pick(const struct stratus_service *svc, __u32 hash) {
   __u32 size = svc->maglev_size;
   if (size == 0)
     return 0;
   void *table = bpf_map_lookup_elem(&maglev, &svc->id);
   if (!table)
     return 0;
-  __u32 slot = stratus_flow_hash(key, cfg->hash_seed) % size;
+  __u32 slot = hash % size;
   return bpf_map_lookup_elem(table, &slot);
 }
 
@@ -60,7 +68,9 @@ static __always_inline struct stratus_conn *stratus_conn_find(void *ct,
   if (!conn || conn->service != svc->id)
     return 0;
   __u64 timeout = key->proto == IPPROTO_UDP ? cfg->udp_timeout_ns : cfg->tcp_timeout_ns;
-  if (now - conn->last_seen_ns > timeout) {
+  /* `now` may be a tick behind a last_seen_ns written with a finer clock
+   * (by the agent): such an entry is fresh, not 2^64 ns old. */
+  if (now > conn->last_seen_ns && now - conn->last_seen_ns > timeout) {
     stratus_count_misc(STRATUS_MISC_CONN_EXPIRED);
     return 0;
   }
@@ -106,9 +116,15 @@ static __always_inline int stratus_lb_forward(struct xdp_md *ctx,
 /* Load balancing for a TCP/UDP non-fragment (§4.4-§4.5);
  * STRATUS_CONTINUE when (vrf, dst, proto, dport) is no service. */
 static __always_inline int stratus_lb(struct xdp_md *ctx, const struct stratus_node_cfg *cfg,
-                                      const struct stratus_pkt *pkt) {
+                                      struct stratus_pkt *pkt) {
   const struct stratus_flow_key *t = &pkt->tuple;
   if (t->proto != IPPROTO_TCP && t->proto != IPPROTO_UDP)
+    return STRATUS_CONTINUE;
+  /* Most traffic in a tenant VRF is routed, not load-balanced: one `vips`
+   * lookup rules out a service rather than two `services` lookups (the
+   * exact port, then port 0). The loader gives every service's (vrf, VIP,
+   * protocol) a `vips` entry. */
+  if (!pkt->vip && !stratus_is_vip(pkt->vrf, t->dst[0], t->proto))
     return STRATUS_CONTINUE;
   struct stratus_service *svc = stratus_service_v4(pkt->vrf, t->dst[0], t->proto, t->dport);
   if (!svc)
@@ -122,7 +138,7 @@ static __always_inline int stratus_lb(struct xdp_md *ctx, const struct stratus_n
 
   __u32 cpu = bpf_get_smp_processor_id();
   void *ct = bpf_map_lookup_elem(&conns, &cpu);
-  __u64 now = bpf_ktime_get_ns();
+  __u64 now = stratus_now();
   __u32 backend_id;
   int new_flow = 0;
   struct stratus_conn *conn = stratus_conn_find(ct, cfg, svc, &key, now);
@@ -134,7 +150,14 @@ static __always_inline int stratus_lb(struct xdp_md *ctx, const struct stratus_n
   } else {
     /* A miss, or a hit on a backend now down: the current Maglev table. */
     stratus_count_misc(STRATUS_MISC_CONN_MISS);
-    __u32 *picked = stratus_maglev_pick(cfg, svc, &key);
+    __u32 hash = stratus_flow_hash(&key, cfg->hash_seed);
+    /* With every hash flag and VRF 0 the reduced key is the tuple, whose
+     * hash also gives the VXLAN source port: computed once. */
+    if (pkt->vrf == 0 && svc->hash_flags == STRATUS_HASH_DEFAULT) {
+      pkt->tuple_hash = hash;
+      pkt->tuple_hash_valid = 1;
+    }
+    __u32 *picked = stratus_maglev_pick(svc, hash);
     if (!picked)
       return stratus_drop(STRATUS_DROP_NO_BACKEND);
     backend_id = *picked;
@@ -200,10 +223,10 @@ static __always_inline int stratus_lb_icmp_error(struct xdp_md *ctx,
   /* Never creates or refreshes an entry. */
   __u32 cpu = bpf_get_smp_processor_id();
   void *ct = bpf_map_lookup_elem(&conns, &cpu);
-  struct stratus_conn *conn = stratus_conn_find(ct, cfg, svc, &key, bpf_ktime_get_ns());
+  struct stratus_conn *conn = stratus_conn_find(ct, cfg, svc, &key, stratus_now());
   struct stratus_backend *be = stratus_conn_backend(conn);
   if (!be) {
-    __u32 *picked = stratus_maglev_pick(cfg, svc, &key);
+    __u32 *picked = stratus_maglev_pick(svc, stratus_flow_hash(&key, cfg->hash_seed));
     if (!picked)
       return stratus_drop(STRATUS_DROP_NO_BACKEND);
     __u32 backend_id = *picked;

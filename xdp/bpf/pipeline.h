@@ -52,7 +52,7 @@ static __always_inline int stratus_vrf_pipeline(struct xdp_md *ctx,
 
   /* §4.1: fragments are never L4-parsed; to a VIP they are dropped. */
   if (pkt->fragment) {
-    if (stratus_is_vip(pkt->vrf, ip->daddr, proto))
+    if (pkt->vip || stratus_is_vip(pkt->vrf, ip->daddr, proto))
       return stratus_drop(STRATUS_DROP_LB_FRAGMENT);
     return STRATUS_CONTINUE;
   }
@@ -174,10 +174,20 @@ static __always_inline int stratus_from_underlay(struct xdp_md *ctx,
     return stratus_decap(ctx, cfg, port, &c);
   }
 
-  /* §3.3: to a VIP of VRF 0; routing is the host's business. */
-  if (!stratus_is_vip(0, dst, IPPROTO_TCP) && !stratus_is_vip(0, dst, IPPROTO_UDP))
+  /* §3.3: to a VIP of VRF 0 (TCP or UDP, whatever the packet's protocol);
+   * routing is the host's business. A hit for the packet's own protocol
+   * spares the load balancer its `vips` lookup. (TCP first whatever the
+   * packet's protocol: choosing the order by protocol made the pass path
+   * measurably slower.) */
+  int tcp_vip = stratus_is_vip(0, dst, IPPROTO_TCP);
+  int udp_vip = !tcp_vip && stratus_is_vip(0, dst, IPPROTO_UDP);
+  if (!tcp_vip && !udp_vip)
     return stratus_pass();
-  struct stratus_pkt pkt = {.in_port = port->index, .vrf = 0};
+  struct stratus_pkt pkt = {
+      .in_port = port->index,
+      .vrf = 0,
+      .vip = l4 == IPPROTO_TCP ? tcp_vip : l4 == IPPROTO_UDP && udp_vip,
+  };
   int rc = stratus_vrf_pipeline(ctx, cfg, &pkt);
   return rc == STRATUS_CONTINUE ? stratus_pass() : rc;
 }
