@@ -748,10 +748,10 @@ std::optional<api::FlowEntry> XdpDriver::lookup_flow(const stratus_flow_key &key
   return best;
 }
 
-void XdpDriver::dump_flows(const api::pb::FlowsRequest &req,
-                           const std::function<bool(const api::pb::Flow &)> &sink) {
-  std::uint64_t now = monotonic_ns();
-  std::uint32_t sent = 0;
+// Calls fn(cpu, table fd, key) for every key of every CPU's connection
+// table until fn returns false.
+template <typename Fn>
+void XdpDriver::walk_flows(Fn &&fn) {
   for (int cpu = 0; cpu < loader_->possible_cpus(); ++cpu) {
     Fd table(loader_->conn_table_fd(static_cast<std::uint32_t>(cpu)));
     if (table.get() < 0)
@@ -761,44 +761,45 @@ void XdpDriver::dump_flows(const api::pb::FlowsRequest &req,
     while (bpf_map_get_next_key(table.get(), prev, &next) == 0) {
       key = next;
       prev = &key;
-      stratus_conn conn{};
-      if (bpf_map_lookup_elem(table.get(), &key, &conn) != 0)
-        continue;
-      if (req.filter_service() && conn.service != req.service_id())
-        continue;
-      api::pb::Flow f;
-      f.set_vrf(key.vrf);
-      f.mutable_src()->set_addr(addr_bytes(key.src));
-      f.mutable_dst()->set_addr(addr_bytes(key.dst));
-      f.set_proto(key.proto);
-      f.set_sport(ntohs(key.sport));
-      f.set_dport(ntohs(key.dport));
-      f.set_service_id(conn.service);
-      f.set_backend_id(conn.backend);
-      f.set_cpu(static_cast<std::uint32_t>(cpu));
-      f.set_age_ms(now > conn.last_seen_ns ? (now - conn.last_seen_ns) / 1000000 : 0);
-      if (!sink(f))
-        return;
-      if (req.limit() && ++sent >= req.limit())
+      if (!fn(static_cast<std::uint32_t>(cpu), table.get(), key))
         return;
     }
   }
 }
 
+void XdpDriver::dump_flows(const api::pb::FlowsRequest &req,
+                           const std::function<bool(const api::pb::Flow &)> &sink) {
+  std::uint64_t now = monotonic_ns();
+  std::uint32_t sent = 0;
+  walk_flows([&](std::uint32_t cpu, int table, const stratus_flow_key &key) {
+    stratus_conn conn{};
+    if (bpf_map_lookup_elem(table, &key, &conn) != 0)
+      return true;  // expired between the two calls
+    if (req.filter_service() && conn.service != req.service_id())
+      return true;
+    api::pb::Flow f;
+    f.set_vrf(key.vrf);
+    f.mutable_src()->set_addr(addr_bytes(key.src));
+    f.mutable_dst()->set_addr(addr_bytes(key.dst));
+    f.set_proto(key.proto);
+    f.set_sport(ntohs(key.sport));
+    f.set_dport(ntohs(key.dport));
+    f.set_service_id(conn.service);
+    f.set_backend_id(conn.backend);
+    f.set_cpu(cpu);
+    f.set_age_ms(now > conn.last_seen_ns ? (now - conn.last_seen_ns) / 1000000 : 0);
+    if (!sink(f))
+      return false;
+    return !(req.limit() && ++sent >= req.limit());
+  });
+}
+
 std::uint64_t XdpDriver::flow_count() {
   std::uint64_t n = 0;
-  for (int cpu = 0; cpu < loader_->possible_cpus(); ++cpu) {
-    Fd table(loader_->conn_table_fd(static_cast<std::uint32_t>(cpu)));
-    if (table.get() < 0)
-      continue;
-    stratus_flow_key key{}, next{};
-    const void *prev = nullptr;
-    while (bpf_map_get_next_key(table.get(), prev, &next) == 0) {
-      key = next;
-      prev = &key;
-      ++n;
-    }
-  }
+  walk_flows([&n](std::uint32_t, int, const stratus_flow_key &) {
+    ++n;
+    return true;
+  });
   return n;
 }
 

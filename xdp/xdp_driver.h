@@ -55,6 +55,10 @@ class XdpDriver final : public api::DataplaneDriver {
   using Entries = std::map<std::string, std::string>;
 
  private:
+  // Calls fn(cpu, table fd, key) for every connection until it returns false.
+  template <typename Fn>
+  void walk_flows(Fn &&fn);
+
   struct Attached {
     std::string name;
     int ifindex = 0;
