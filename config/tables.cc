@@ -186,17 +186,41 @@ std::string_view to_string(ForwardingMode) {
 
 // ---------------------------------------------------------------- canonical form
 
+namespace {
+
+// The canonical order of each table (by key).
+bool port_less(const Port &a, const Port &b) {
+  return a.name < b.name;
+}
+bool nexthop_less(const NextHop &a, const NextHop &b) {
+  return a.remote < b.remote;
+}
+bool vrf_less(const Vrf &a, const Vrf &b) {
+  return a.id < b.id;
+}
+bool route_less(const Route &a, const Route &b) {
+  return std::tie(a.vrf, a.prefix) < std::tie(b.vrf, b.prefix);
+}
+bool service_less(const Service &a, const Service &b) {
+  return a.id < b.id;
+}
+
+bool is_canonical(const Tables &t) {
+  return std::is_sorted(t.node.ports.begin(), t.node.ports.end(), port_less) &&
+         std::is_sorted(t.nexthops.begin(), t.nexthops.end(), nexthop_less) &&
+         std::is_sorted(t.vrfs.begin(), t.vrfs.end(), vrf_less) &&
+         std::is_sorted(t.routes.begin(), t.routes.end(), route_less) &&
+         std::is_sorted(t.services.begin(), t.services.end(), service_less);
+}
+
+}  // namespace
+
 void canonicalize(Tables &t) {
-  std::sort(t.node.ports.begin(), t.node.ports.end(),
-            [](const Port &a, const Port &b) { return a.name < b.name; });
-  std::sort(t.nexthops.begin(), t.nexthops.end(),
-            [](const NextHop &a, const NextHop &b) { return a.remote < b.remote; });
-  std::sort(t.vrfs.begin(), t.vrfs.end(), [](const Vrf &a, const Vrf &b) { return a.id < b.id; });
-  std::sort(t.routes.begin(), t.routes.end(), [](const Route &a, const Route &b) {
-    return std::tie(a.vrf, a.prefix) < std::tie(b.vrf, b.prefix);
-  });
-  std::sort(t.services.begin(), t.services.end(),
-            [](const Service &a, const Service &b) { return a.id < b.id; });
+  std::sort(t.node.ports.begin(), t.node.ports.end(), port_less);
+  std::sort(t.nexthops.begin(), t.nexthops.end(), nexthop_less);
+  std::sort(t.vrfs.begin(), t.vrfs.end(), vrf_less);
+  std::sort(t.routes.begin(), t.routes.end(), route_less);
+  std::sort(t.services.begin(), t.services.end(), service_less);
 }
 
 // ---------------------------------------------------------------- checks
@@ -436,8 +460,14 @@ class Digest {
 }  // namespace
 
 std::uint64_t digest(const Tables &input) {
-  Tables t = input;
-  canonicalize(t);
+  // Tables on the apply path are already canonical: digest them in place
+  // rather than copying every Maglev table to sort a copy.
+  if (!is_canonical(input)) {
+    Tables copy = input;
+    canonicalize(copy);
+    return digest(copy);
+  }
+  const Tables &t = input;
   Digest d;
   const NodeTable &n = t.node;
   d.str(n.name);
