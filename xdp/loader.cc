@@ -256,6 +256,18 @@ std::uint32_t XdpLoader::conn_table_entries() const {
   return entries;
 }
 
+void XdpLoader::put_conn_table(int cpu, std::uint32_t entries, const char *what) {
+  int map = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "stratus_conn", sizeof(stratus_flow_key),
+                           sizeof(stratus_conn), entries, nullptr);
+  if (map < 0)
+    throw_errno("creating a connection table", map);
+  __u32 key = static_cast<__u32>(cpu);
+  int err = bpf_map_update_elem(fd(skel_->maps.conns), &key, &map, BPF_ANY);
+  ::close(map);
+  if (err)
+    throw_errno(std::string(what) + " the connection table of CPU " + std::to_string(cpu), err);
+}
+
 void XdpLoader::ensure_conn_tables(std::uint32_t entries) {
   for (int cpu = 0; cpu < ncpus_; ++cpu) {
     int inner = conn_table_fd(static_cast<std::uint32_t>(cpu));
@@ -263,15 +275,7 @@ void XdpLoader::ensure_conn_tables(std::uint32_t entries) {
       ::close(inner);
       continue;
     }
-    int map = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "stratus_conn", sizeof(stratus_flow_key),
-                             sizeof(stratus_conn), entries, nullptr);
-    if (map < 0)
-      throw_errno("creating a connection table", map);
-    __u32 key = static_cast<__u32>(cpu);
-    int err = bpf_map_update_elem(fd(skel_->maps.conns), &key, &map, BPF_ANY);
-    ::close(map);
-    if (err)
-      throw_errno("installing the connection table of CPU " + std::to_string(cpu), err);
+    put_conn_table(cpu, entries, "installing");
   }
 }
 
@@ -280,17 +284,8 @@ void XdpLoader::resize_conn_tables(std::uint32_t entries) {
     return;
   // New tables first, then one swap per CPU; a CPU's packets see either
   // its old table or its new (empty) one.
-  for (int cpu = 0; cpu < ncpus_; ++cpu) {
-    int map = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "stratus_conn", sizeof(stratus_flow_key),
-                             sizeof(stratus_conn), entries, nullptr);
-    if (map < 0)
-      throw_errno("creating a connection table", map);
-    __u32 key = static_cast<__u32>(cpu);
-    int err = bpf_map_update_elem(fd(skel_->maps.conns), &key, &map, BPF_ANY);
-    ::close(map);
-    if (err)
-      throw_errno("swapping the connection table of CPU " + std::to_string(cpu), err);
-  }
+  for (int cpu = 0; cpu < ncpus_; ++cpu)
+    put_conn_table(cpu, entries, "swapping");
 }
 
 }  // namespace stratus::xdp

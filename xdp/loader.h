@@ -69,6 +69,9 @@ class XdpLoader {
 
  private:
   void ensure_conn_tables(std::uint32_t entries);
+  // Creates an LRU table of `entries` and puts it in CPU `cpu`'s slot;
+  // `what` names the step in the error ("installing", "swapping").
+  void put_conn_table(int cpu, std::uint32_t entries, const char *what);
   void reuse_pins();
   void pin_new_maps();
 
