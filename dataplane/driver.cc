@@ -176,7 +176,7 @@ void DpdkDriver::dump_flows(const api::pb::FlowsRequest &req,
         if (req.filter_service() && e.service_id != req.service_id())
           return true;
         records.push_back(
-            {e.key, e.service_id, e.backend_id, now > e.last_seen ? now - e.last_seen : 0});
+            {e.key(), e.service_id, e.backend_id, now > e.last_seen ? now - e.last_seen : 0});
         return true;
       });
     });

@@ -30,15 +30,28 @@ inline std::uint16_t rd16_raw(const std::uint8_t *p) {
   return v;
 }
 
-// Full IPv4 header checksum (options included).
-inline void ipv4_checksum(std::uint8_t *ip, std::uint32_t hlen) {
-  wr16(ip + 10, 0);
-  std::uint32_t s = 0;
-  for (std::uint32_t i = 0; i < hlen; i += 2)
-    s += rd16(ip + i);
-  while (s >> 16)
-    s = (s & 0xffff) + (s >> 16);
-  wr16(ip + 10, static_cast<std::uint16_t>(~s));
+// Decrements the TTL (> 1) and recomputes the whole header checksum
+// (options included) rather than updating it, so that a packet arriving
+// with a wrong checksum leaves with a right one. The header is read once as
+// 32-bit words and word 2 (TTL, protocol, checksum) is written back whole:
+// byte stores followed by a wider load of the same bytes would stall store
+// forwarding. The one's-complement sum does not depend on byte order
+// (RFC 1071), so words are summed as read on this little-endian host and
+// the folded sum is stored as computed.
+inline void ipv4_decrement_ttl(std::uint8_t *ip, std::uint32_t hlen) {
+  std::uint32_t w2 = rd32_raw(ip + 8);
+  w2 = (w2 & 0x0000ff00u) | ((w2 & 0xffu) - 1);  // TTL - 1, protocol, checksum 0
+  std::uint64_t s = w2;
+  s += rd32_raw(ip);
+  s += rd32_raw(ip + 4);
+  for (std::uint32_t i = 12; i < hlen; i += 4)
+    s += rd32_raw(ip + i);
+  s = (s & 0xffffffff) + (s >> 32);
+  s = (s & 0xffffffff) + (s >> 32);
+  s = (s & 0xffff) + (s >> 16);
+  s = (s & 0xffff) + (s >> 16);
+  w2 |= static_cast<std::uint32_t>(static_cast<std::uint16_t>(~s)) << 16;
+  std::memcpy(ip + 8, &w2, 4);
 }
 
 inline bool contains(const std::vector<std::uint32_t> &v, std::uint32_t x) {
@@ -60,8 +73,11 @@ struct Pipeline::Ip4 {
   bool fragment = false;  // MF set or offset non-zero: no transport ports
   std::uint32_t src = 0;
   std::uint32_t dst = 0;
-  std::uint16_t sport = 0;
-  std::uint16_t dport = 0;
+  // Source and destination port as they lie on the wire, read and written
+  // as one word (a word load of two 16-bit stores would stall store
+  // forwarding).
+  std::uint32_t ports = 0;
+  std::uint16_t dport() const { return static_cast<std::uint16_t>(ports >> 16); }
 };
 
 // An Ethernet frame carrying IPv4 inside the mbuf's data: at `off` (past
@@ -71,6 +87,28 @@ struct Pipeline::Frame {
   std::uint32_t len = 0;
   Ip4 ip;
 };
+
+// A packet between the stages of a burst.
+struct Pipeline::Pkt {
+  enum class Stage : std::uint8_t { kDone, kBalance, kRoute };
+  Stage stage = Stage::kDone;
+  bool record = false;           // kBalance: false for an ICMP error (reads, never writes)
+  bool cache_sport = false;      // kBalance: the key is the whole inner tuple
+  bool sport_from_hash = false;  // kBalance: ... in VRF 0, so its hash is the port's
+  std::uint16_t sport = 0;       // the VXLAN source port when already known, else 0
+  std::uint32_t vrf = 0;
+  std::uint32_t hash = 0;  // kBalance: flow hash of key (stage 2)
+  const ServiceEntry *svc = nullptr;
+  const RouteAction *action = nullptr;  // kRoute, after the LPM stage: null = no route
+  stratus_flow_key key;                 // kBalance: reduced by the service's hash flags
+  FlowKey4 packed;                      // kBalance: key, packed for the connection table
+  Frame f;
+};
+
+Pipeline::Pipeline(FlowTable &flows, WorkerCounters &counters)
+    : flows_(flows), counters_(counters), scratch_(std::make_unique<Pkt[]>(kBurst)) {}
+
+Pipeline::~Pipeline() = default;
 
 namespace {
 
@@ -115,48 +153,60 @@ inline std::uint8_t parse_l4(auto &ip) {
       return kNoDrop;
   }
   if (ip.proto != IPPROTO_ICMP) {
-    ip.sport = rd16_raw(l4);
-    ip.dport = rd16_raw(l4 + 2);
+    ip.ports = rd32_raw(l4);
   }
   return kNoDrop;
 }
 
-// Whether (vrf, dst, proto) is the address of a service, on any port.
-inline bool is_vip(const FibSnapshot &snap, std::uint32_t vrf, std::uint32_t dst_be,
-                   std::uint8_t proto) {
-  stratus_flow_key k{};
-  k.dst[0] = dst_be;
-  k.vrf = vrf;
-  k.proto = proto;
-  return snap.vip_protos.find(k) != nullptr;
+// Whether a VIP address has a service for `proto`, on any port.
+inline bool vip_has_proto(const FibSnapshot &snap, const VipRef &vip, std::uint8_t proto) {
+  for (std::uint32_t i = vip.first; i < vip.first + vip.count; ++i) {
+    if (snap.vip_services[i].proto == proto)
+      return true;
+  }
+  return false;
 }
 
-// The service of (vrf, dst, proto, dport), else of (vrf, dst, proto, any
-// port); addresses that are no VIP at all cost one lookup.
-inline const std::uint32_t *find_service(const FibSnapshot &snap, std::uint32_t vrf,
-                                         std::uint32_t dst_be, std::uint8_t proto,
-                                         std::uint16_t dport_be) {
-  stratus_flow_key k{};
-  k.dst[0] = dst_be;
-  k.vrf = vrf;
-  if (snap.vip_addrs.find(k) == nullptr)
-    return nullptr;
-  k.proto = proto;
-  k.dport = dport_be;
-  if (const std::uint32_t *svc = snap.services.find(k))
-    return svc;
-  k.dport = 0;
-  return snap.services.find(k);
+// The service of (proto, dport) on a VIP address, else of (proto, any port).
+inline const ServiceEntry *find_service(const FibSnapshot &snap, const VipRef &vip,
+                                        std::uint8_t proto, std::uint16_t dport_be) {
+  const VipService *any = nullptr;
+  for (std::uint32_t i = vip.first; i < vip.first + vip.count; ++i) {
+    const VipService &vs = snap.vip_services[i];
+    if (vs.proto != proto)
+      continue;
+    if (vs.port_be == dport_be)
+      return &snap.service_list[vs.service];
+    if (vs.port_be == 0)
+      any = &vs;
+  }
+  return any != nullptr ? &snap.service_list[any->service] : nullptr;
 }
 
 // The inner 5-tuple that picks the VXLAN source port (lb/flow_hash.h).
+// Writes an IPv4 flow key in whole 32-bit words: field stores (16-bit
+// ports, 8-bit protocol) followed by the hash's word loads, or by a copy of
+// the key, would stall store forwarding.
+inline void set_flow_key_v4(stratus_flow_key *k, std::uint32_t src, std::uint32_t dst,
+                            std::uint32_t vrf, std::uint32_t ports, std::uint8_t proto) {
+  auto *out = reinterpret_cast<std::uint8_t *>(k);
+  auto word = [out](std::uint32_t i, std::uint32_t v) { std::memcpy(out + 4 * i, &v, 4); };
+  word(0, src);
+  word(1, 0);
+  word(2, 0);
+  word(3, 0);
+  word(4, dst);
+  word(5, 0);
+  word(6, 0);
+  word(7, 0);
+  word(8, vrf);
+  word(9, ports);  // sport, dport
+  word(10, proto);
+}
+
 inline std::uint16_t vxlan_sport(const auto &ip, std::uint32_t seed) {
-  stratus_flow_key k{};
-  k.src[0] = ip.src;
-  k.dst[0] = ip.dst;
-  k.sport = ip.sport;
-  k.dport = ip.dport;
-  k.proto = ip.proto;
+  stratus_flow_key k;
+  set_flow_key_v4(&k, ip.src, ip.dst, 0, ip.ports, ip.proto);
   return stratus_vxlan_sport(&k, seed);
 }
 
@@ -176,9 +226,19 @@ void Pipeline::process(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf 
   }
 }
 
+// The burst goes through stages so that the memory each packet needs is on
+// its way while the others are worked on: (1) parse and classify every
+// packet; (2) hash the flows of load-balanced packets and prefetch their
+// index slots, look routed packets up in the LPM (prefetching the route's
+// action) and hash their VXLAN source port; (3) prefetch the
+// connection-table entry each index slot names; (4) finish each packet in
+// order. Packets only share state (the connection table) in stage 4, which
+// keeps the burst's order, so the result is the same as finishing packets
+// one by one.
 template <PortRole R>
 void Pipeline::run(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf **pkts, std::uint16_t n,
                    std::uint64_t now, Verdict *out) {
+  Pkt *ps = scratch_.get();
   for (std::uint16_t i = 0; i < n && i < kPrefetch; ++i) {
     rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
   }
@@ -189,16 +249,81 @@ void Pipeline::run(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf **pk
     for (std::uint16_t j = i + kPrefetch; j < i + kPrefetch + 4 && j < n; ++j) {
       rte_prefetch0(rte_pktmbuf_mtod(pkts[j], void *));
     }
-    out[i] = handle<R>(snap, in_port, pkts[i], now);
-    out[i + 1] = handle<R>(snap, in_port, pkts[i + 1], now);
-    out[i + 2] = handle<R>(snap, in_port, pkts[i + 2], now);
-    out[i + 3] = handle<R>(snap, in_port, pkts[i + 3], now);
+    for (std::uint16_t j = i; j < i + 4; ++j) {
+      ps[j].stage = Pkt::Stage::kDone;
+      out[j] = handle<R>(snap, in_port, pkts[j], ps[j]);
+    }
   }
   for (; i < n; ++i) {
     if (i + kPrefetch < n)
       rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetch], void *));
-    out[i] = handle<R>(snap, in_port, pkts[i], now);
+    ps[i].stage = Pkt::Stage::kDone;
+    out[i] = handle<R>(snap, in_port, pkts[i], ps[i]);
   }
+
+  // The LPM for routed packets, then every flow hash of the burst (keys of
+  // the connection table, VXLAN source ports of routes) kLanes at a time.
+  bool balanced = false;
+  std::uint16_t lane_pkt[kLanes];
+  unsigned lanes = 0;
+  auto hash_lanes = [&] {
+    lanes_.compute(snap.hash_seed);
+    for (unsigned l = 0; l < lanes; ++l) {
+      Pkt &p = ps[lane_pkt[l]];
+      if (p.stage == Pkt::Stage::kBalance) {
+        p.hash = lanes_.hash[l];
+        if (p.sport_from_hash)
+          p.sport = stratus_vxlan_sport_from_hash(p.hash);
+        flows_.prefetch_index(p.hash);
+      } else {
+        p.sport = stratus_vxlan_sport_from_hash(lanes_.hash[l]);
+      }
+    }
+    lanes = 0;
+  };
+  for (i = 0; i < n; ++i) {
+    Pkt &p = ps[i];
+    if (p.stage == Pkt::Stage::kBalance) {
+      lanes_.set_key(lanes, p.key);
+      lane_pkt[lanes++] = i;
+      balanced = true;
+    } else if (p.stage == Pkt::Stage::kRoute) {
+      const VrfEntry *v = snap.vrf(p.vrf);
+      std::uint32_t nh = 0;
+      p.action = nullptr;
+      p.sport = 0;
+      if (v != nullptr && v->lpm_table != nullptr &&
+          rte_lpm_lookup(v->lpm_table, rte_be_to_cpu_32(p.f.ip.dst), &nh) == 0) {
+        p.action = &v->actions[nh];
+        rte_prefetch0(p.action);
+        // The VXLAN source port of a remote route: the inner tuple with
+        // VRF 0 (stratus_vxlan_sport). Hashed for every route, as reading
+        // the action's kind now would wait for the line just prefetched.
+        lanes_.set_v4(lanes, p.f.ip.src, p.f.ip.dst, 0, p.f.ip.ports, p.f.ip.proto);
+        lane_pkt[lanes++] = i;
+      }
+    }
+    if (lanes == kLanes)
+      hash_lanes();
+  }
+  if (lanes != 0)
+    hash_lanes();
+  if (balanced) {
+    for (i = 0; i < n; ++i) {
+      if (ps[i].stage == Pkt::Stage::kBalance)
+        flows_.prefetch_entry(ps[i].hash);
+    }
+  }
+
+  for (i = 0; i < n; ++i) {
+    Pkt &p = ps[i];
+    if (p.stage == Pkt::Stage::kBalance)
+      out[i] = balance(snap, pkts[i], p, now);
+    else if (p.stage == Pkt::Stage::kRoute)
+      out[i] = route(snap, pkts[i], p);
+  }
+  if (balanced)
+    counters_.flow_entries.set(flows_.size());
 }
 
 void Pipeline::maintain(const FibSnapshot &snap, std::uint64_t now) {
@@ -209,16 +334,16 @@ void Pipeline::maintain(const FibSnapshot &snap, std::uint64_t now) {
 }
 
 template <PortRole R>
-Verdict Pipeline::handle(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *m,
-                         std::uint64_t now) {
+[[gnu::always_inline]] inline Verdict Pipeline::handle(const FibSnapshot &snap,
+                                                       std::uint16_t in_port, rte_mbuf *m, Pkt &p) {
   if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
     return drop(STRATUS_DROP_MALFORMED_ETHERNET);
   }
-  std::uint8_t *p = rte_pktmbuf_mtod(m, std::uint8_t *);
+  std::uint8_t *d = rte_pktmbuf_mtod(m, std::uint8_t *);
   std::uint32_t len = rte_pktmbuf_data_len(m);
   if (len < kEthLen)
     return drop(STRATUS_DROP_MALFORMED_ETHERNET);
-  std::uint16_t ether_type = rd16(p + 12);
+  std::uint16_t ether_type = rd16(d + 12);
   if (ether_type == kEtherArp)
     return arp(snap, in_port, m);
   if (ether_type != kEtherIpv4) {
@@ -227,8 +352,10 @@ Verdict Pipeline::handle(const FibSnapshot &snap, std::uint16_t in_port, rte_mbu
     return drop(STRATUS_DROP_UNSUPPORTED_INNER);
   }
 
-  Frame f;
-  if (std::uint8_t r = parse_ipv4(p + kEthLen, len - kEthLen, f.ip); r != kNoDrop) {
+  Frame &f = p.f;
+  f.off = 0;
+  f.ip.ports = 0;  // parse_ipv4 sets the other fields
+  if (std::uint8_t r = parse_ipv4(d + kEthLen, len - kEthLen, f.ip); r != kNoDrop) {
     return drop(static_cast<stratus_drop_reason>(r));
   }
   // Ethernet padding ends at the IPv4 total length; forwarded frames lose it.
@@ -238,20 +365,19 @@ Verdict Pipeline::handle(const FibSnapshot &snap, std::uint16_t in_port, rte_mbu
       if (f.ip.total - f.ip.hlen < 8)
         return drop(STRATUS_DROP_MALFORMED_L4);
       if (rd16_raw(f.ip.hdr + f.ip.hlen + 2) == snap.vxlan_port_be) {
-        return decap(snap, m, f.ip, now);
+        return decap(snap, m, p);
       }
     }
     // Plain underlay traffic: only the addresses of underlay VIPs (any
     // protocol, any port) are ours; the rest belongs to the host.
-    stratus_flow_key addr{};
-    addr.dst[0] = f.ip.dst;
-    if (snap.vip_addrs.find(addr) == nullptr)
+    const VipRef *vip = snap.vips.find(vip_key(kUnderlayVrf, f.ip.dst));
+    if (vip == nullptr)
       return Verdict{Action::kPass, 0, kNoPort};
-    return overlay(snap, m, f, kUnderlayVrf, now);
+    return overlay(snap, p, kUnderlayVrf, vip);
   } else {
     std::uint32_t vrf = snap.ports[in_port].vrf;
     counters_.vrf_rx[vrf].add(f.len);
-    return overlay(snap, m, f, vrf, now);
+    return overlay(snap, p, vrf, snap.vips.find(vip_key(vrf, f.ip.dst)));
   }
 }
 
@@ -303,24 +429,27 @@ Verdict Pipeline::arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *
   return Verdict{Action::kForward, 0, in_port};
 }
 
-Verdict Pipeline::decap(const FibSnapshot &snap, rte_mbuf *m, const Ip4 &outer, std::uint64_t now) {
-  std::uint8_t *udp = outer.hdr + outer.hlen;
-  std::uint32_t avail = outer.total - outer.hlen;
+// p.f holds the outer packet; it becomes the inner one.
+[[gnu::always_inline]] inline Verdict Pipeline::decap(const FibSnapshot &snap, rte_mbuf *m,
+                                                      Pkt &p) {
+  std::uint8_t *udp = p.f.ip.hdr + p.f.ip.hlen;
+  std::uint32_t avail = p.f.ip.total - p.f.ip.hlen;
   if (avail < 16)
     return drop(STRATUS_DROP_MALFORMED_VXLAN);
   const std::uint8_t *vx = udp + 8;
   if ((vx[0] & 0x08) == 0)
     return drop(STRATUS_DROP_MALFORMED_VXLAN);
-  stratus_flow_key k{};
-  k.vrf = static_cast<std::uint32_t>(vx[4]) << 16 | static_cast<std::uint32_t>(vx[5]) << 8 | vx[6];
-  const std::uint32_t *vrf = snap.vni_to_vrf.find(k);
+  std::uint32_t vni =
+      static_cast<std::uint32_t>(vx[4]) << 16 | static_cast<std::uint32_t>(vx[5]) << 8 | vx[6];
+  const std::uint32_t *vrf = snap.vni_to_vrf.find(vni);
   if (vrf == nullptr)
     return drop(STRATUS_DROP_UNKNOWN_VNI);
 
   std::uint8_t *base = rte_pktmbuf_mtod(m, std::uint8_t *);
   std::uint8_t *inner = udp + 16;
-  Frame f;
+  Frame &f = p.f;
   f.off = static_cast<std::uint32_t>(inner - base);
+  f.ip.ports = 0;  // parse_ipv4 sets the other fields
   std::uint32_t inner_len = avail - 16;
   if (inner_len < kEthLen)
     return drop(STRATUS_DROP_MALFORMED_ETHERNET);
@@ -331,57 +460,47 @@ Verdict Pipeline::decap(const FibSnapshot &snap, rte_mbuf *m, const Ip4 &outer, 
   }
   f.len = kEthLen + f.ip.total;
   counters_.vrf_rx[*vrf].add(f.len);
-  return overlay(snap, m, f, *vrf, now);
+  return overlay(snap, p, *vrf, snap.vips.find(vip_key(*vrf, f.ip.dst)));
 }
 
-Verdict Pipeline::overlay(const FibSnapshot &snap, rte_mbuf *m, Frame &f, std::uint32_t vrf,
-                          std::uint64_t now) {
-  Ip4 &ip = f.ip;
+[[gnu::always_inline]] inline Verdict Pipeline::overlay(const FibSnapshot &snap, Pkt &p,
+                                                        std::uint32_t vrf, const VipRef *vip) {
+  Ip4 &ip = p.f.ip;
   if (std::uint8_t r = parse_l4(ip); r != kNoDrop)
     return drop(static_cast<stratus_drop_reason>(r));
 
-  if (ip.proto == IPPROTO_TCP || ip.proto == IPPROTO_UDP) {
-    if (ip.fragment) {
-      if (is_vip(snap, vrf, ip.dst, ip.proto))
-        return drop(STRATUS_DROP_LB_FRAGMENT);
-    } else {
-      if (const std::uint32_t *svc = find_service(snap, vrf, ip.dst, ip.proto, ip.dport)) {
+  if (vip != nullptr) {
+    if (ip.proto == IPPROTO_TCP || ip.proto == IPPROTO_UDP) {
+      if (ip.fragment) {
+        if (vip_has_proto(snap, *vip, ip.proto))
+          return drop(STRATUS_DROP_LB_FRAGMENT);
+      } else if (const ServiceEntry *svc = find_service(snap, *vip, ip.proto, ip.dport())) {
         if (ip.hlen > 20)
           return drop(STRATUS_DROP_LB_IP_OPTIONS);
-        stratus_flow_key flow{};
-        flow.src[0] = ip.src;
-        flow.dst[0] = ip.dst;
-        flow.vrf = vrf;
-        flow.sport = ip.sport;
-        flow.dport = ip.dport;
-        flow.proto = ip.proto;
-        return balance(snap, m, f, snap.service_list[*svc], flow, true, now);
+        return defer_balance(p, *svc, ip.src, ip.dst, vrf, ip.ports, ip.proto, true);
       }
-    }
-  } else if (ip.proto == IPPROTO_ICMP && !ip.fragment) {
-    // An ICMP error about a VIP flow (SPEC §4.5): the embedded packet left
-    // a backend from the VIP; send the error to the backend of that flow.
-    const std::uint8_t *icmp = ip.hdr + ip.hlen;
-    std::uint32_t avail = ip.total - ip.hlen;
-    std::uint8_t type = icmp[0];
-    if ((type == 3 || type == 11) && avail >= 8 + 20 + 4) {
-      const std::uint8_t *emb = icmp + 8;
-      std::uint32_t ehl = (emb[0] & 0x0fu) * 4;
-      std::uint8_t eproto = emb[9];
-      if ((emb[0] >> 4) == 4 && ehl >= 20 && avail >= 8 + ehl + 8 &&
-          (eproto == IPPROTO_TCP || eproto == IPPROTO_UDP) && rd32_raw(emb + 12) == ip.dst) {
-        const std::uint32_t *svc = find_service(snap, vrf, ip.dst, eproto, rd16_raw(emb + ehl));
-        if (svc != nullptr) {
-          if (ip.hlen > 20)
-            return drop(STRATUS_DROP_LB_IP_OPTIONS);
-          stratus_flow_key flow{};
-          flow.src[0] = rd32_raw(emb + 16);
-          flow.dst[0] = ip.dst;
-          flow.vrf = vrf;
-          flow.sport = rd16_raw(emb + ehl + 2);
-          flow.dport = rd16_raw(emb + ehl);
-          flow.proto = eproto;
-          return balance(snap, m, f, snap.service_list[*svc], flow, false, now);
+    } else if (ip.proto == IPPROTO_ICMP && !ip.fragment) {
+      // An ICMP error about a VIP flow (SPEC §4.5): the embedded packet left
+      // a backend from the VIP; send the error to the backend of that flow.
+      const std::uint8_t *icmp = ip.hdr + ip.hlen;
+      std::uint32_t avail = ip.total - ip.hlen;
+      std::uint8_t type = icmp[0];
+      if ((type == 3 || type == 11) && avail >= 8 + 20 + 4) {
+        const std::uint8_t *emb = icmp + 8;
+        std::uint32_t ehl = (emb[0] & 0x0fu) * 4;
+        std::uint8_t eproto = emb[9];
+        if ((emb[0] >> 4) == 4 && ehl >= 20 && avail >= 8 + ehl + 8 &&
+            (eproto == IPPROTO_TCP || eproto == IPPROTO_UDP) && rd32_raw(emb + 12) == ip.dst) {
+          const ServiceEntry *svc = find_service(snap, *vip, eproto, rd16_raw(emb + ehl));
+          if (svc != nullptr) {
+            if (ip.hlen > 20)
+              return drop(STRATUS_DROP_LB_IP_OPTIONS);
+            // The flow is the embedded packet's, seen from the client.
+            // Client-side ports: the embedded packet's destination and source.
+            const std::uint32_t ports = static_cast<std::uint32_t>(rd16_raw(emb + ehl + 2)) |
+                                        static_cast<std::uint32_t>(rd16_raw(emb + ehl)) << 16;
+            return defer_balance(p, *svc, rd32_raw(emb + 16), ip.dst, vrf, ports, eproto, false);
+          }
         }
       }
     }
@@ -389,22 +508,49 @@ Verdict Pipeline::overlay(const FibSnapshot &snap, rte_mbuf *m, Frame &f, std::u
   // Not a VIP. The underlay has no routes of ours: the host decides.
   if (vrf == kUnderlayVrf)
     return Verdict{Action::kPass, 0, kNoPort};
-  return route(snap, m, f, vrf);
+  p.stage = Pkt::Stage::kRoute;
+  p.vrf = vrf;
+  return Verdict{};
 }
 
-Verdict Pipeline::balance(const FibSnapshot &snap, rte_mbuf *m, Frame &f, const ServiceEntry &svc,
-                          const stratus_flow_key &flow, bool record, std::uint64_t now) {
-  stratus_flow_key key = flow;
-  stratus_flow_key_reduce(&key, svc.hash_flags);
-  std::uint32_t hash = stratus_flow_hash(&key, snap.hash_seed);
+[[gnu::always_inline]] inline Verdict Pipeline::defer_balance(Pkt &p, const ServiceEntry &svc,
+                                                              std::uint32_t src, std::uint32_t dst,
+                                                              std::uint32_t vrf,
+                                                              std::uint32_t ports,
+                                                              std::uint8_t proto, bool record) {
+  set_flow_key_v4(&p.key, src, dst, vrf, ports, proto);
+  p.stage = Pkt::Stage::kBalance;
+  p.svc = &svc;
+  p.record = record;
+  if ((svc.hash_flags & STRATUS_HASH_DEFAULT) != STRATUS_HASH_DEFAULT) {
+    stratus_flow_key_reduce(&p.key, svc.hash_flags);
+    pack_flow_key(p.key, &p.packed);  // IPv4 and VRF ids < kMaxVrfs: always fits
+  } else {
+    p.packed = FlowKey4{src | std::uint64_t{dst} << 32,
+                        (vrf | std::uint32_t{proto} << 24) | std::uint64_t{ports} << 32};
+  }
+  // The VXLAN source port hashes the packet's whole tuple with VRF 0. A
+  // packet's own, unreduced key is that tuple: in VRF 0 its flow hash is
+  // the port's hash; in a tenant VRF the entry keeps the port once known.
+  p.sport = 0;
+  const bool whole = record && (svc.hash_flags & STRATUS_HASH_DEFAULT) == STRATUS_HASH_DEFAULT;
+  p.cache_sport = whole && vrf != 0;
+  p.sport_from_hash = whole && vrf == 0;
+  return Verdict{};
+}
 
+[[gnu::always_inline]] inline Verdict Pipeline::balance(const FibSnapshot &snap, rte_mbuf *m,
+                                                        Pkt &p, std::uint64_t now) {
+  const ServiceEntry &svc = *p.svc;
+  Frame &f = p.f;
+  const bool record = p.record;
   const BackendEntry *be = nullptr;
   std::uint32_t backend_id = 0;
   bool new_flow = false;
   // An ICMP error (record == false) reads the flow's entry but never
   // creates, refreshes or rewrites it.
-  FlowEntry *e = record ? flows_.lookup(key, hash, now) : nullptr;
-  const FlowEntry *seen = record ? e : flows_.peek(key, hash, now);
+  FlowEntry *e = record ? flows_.lookup(p.packed, p.hash, now) : nullptr;
+  const FlowEntry *seen = record ? e : flows_.peek(p.packed, p.hash, now);
   if (seen != nullptr && seen->service_id == svc.id) {
     be = snap.backend(seen->backend_id);
     if (be != nullptr && be->state != BackendState::kDown)
@@ -418,31 +564,37 @@ Verdict Pipeline::balance(const FibSnapshot &snap, rte_mbuf *m, Frame &f, const 
     counters_.flow_misses.inc();
     if (svc.maglev_size == 0)
       return drop(STRATUS_DROP_NO_BACKEND);
-    backend_id = (*svc.maglev)[hash % svc.maglev_size];
+    backend_id = (*svc.maglev)[p.hash % svc.maglev_size];
     be = snap.backend(backend_id);
     if (be == nullptr)
       return drop(STRATUS_DROP_NO_BACKEND);
     if (e != nullptr) {
       e->service_id = svc.id;
       e->backend_id = backend_id;
+      e->vxlan_sport = 0;
     } else if (record) {
-      flows_.insert(key, hash, svc.id, backend_id, now,
-                    flow.proto == IPPROTO_TCP ? snap.tcp_timeout : snap.udp_timeout);
+      e = &flows_.insert(p.packed, p.hash, svc.id, backend_id, now,
+                         f.ip.proto == IPPROTO_TCP ? snap.tcp_timeout : snap.udp_timeout);
     }
     new_flow = record;
   }
-  counters_.flow_entries.set(flows_.size());
 
   if (be->encap.drop != kNoDrop)
     return drop(static_cast<stratus_drop_reason>(be->encap.drop));
+  std::uint16_t sport = p.sport;
   if (be->encap.kind == EncapKind::kVxlan) {
     // Direct server return: the inner packet is untouched, only its MACs
     // now lead to the backend.
     std::uint8_t *eth = rte_pktmbuf_mtod_offset(m, std::uint8_t *, f.off);
     std::memcpy(eth, be->inner_dst_mac.data(), 6);
     std::memcpy(eth + 6, snap.gateway_mac.data(), 6);
+    if (p.cache_sport && e != nullptr) {
+      if (e->vxlan_sport == 0)
+        e->vxlan_sport = vxlan_sport(f.ip, snap.hash_seed);
+      sport = e->vxlan_sport;
+    }
   }
-  Verdict v = encapsulate(snap, m, f, be->encap);
+  Verdict v = encapsulate(snap, m, f, be->encap, sport);
   if (v.action == Action::kForward) {
     ServiceCounter &sc = counters_.services[svc.id];
     ServiceCounter &bc = counters_.backends[backend_id];
@@ -456,14 +608,12 @@ Verdict Pipeline::balance(const FibSnapshot &snap, rte_mbuf *m, Frame &f, const 
   return v;
 }
 
-Verdict Pipeline::route(const FibSnapshot &snap, rte_mbuf *m, Frame &f, std::uint32_t vrf) {
-  const VrfEntry *v = snap.vrf(vrf);
-  std::uint32_t nh = 0;
-  if (v == nullptr || !v->lpm ||
-      rte_lpm_lookup(v->lpm->get(), rte_be_to_cpu_32(f.ip.dst), &nh) != 0) {
+[[gnu::always_inline]] inline Verdict Pipeline::route(const FibSnapshot &snap, rte_mbuf *m,
+                                                      Pkt &p) {
+  if (p.action == nullptr)
     return drop(STRATUS_DROP_NO_ROUTE);
-  }
-  const RouteAction &a = v->actions[nh];
+  const RouteAction &a = *p.action;
+  Frame &f = p.f;
   if (a.kind == RouteKind::kBlackhole)
     return drop(STRATUS_DROP_BLACKHOLE);
   std::uint8_t *ip = f.ip.hdr;
@@ -476,8 +626,7 @@ Verdict Pipeline::route(const FibSnapshot &snap, rte_mbuf *m, Frame &f, std::uin
   } else if (a.encap.drop != kNoDrop) {
     return drop(static_cast<stratus_drop_reason>(a.encap.drop));
   }
-  ip[8] = static_cast<std::uint8_t>(ip[8] - 1);
-  ipv4_checksum(ip, f.ip.hlen);
+  ipv4_decrement_ttl(ip, f.ip.hlen);
   std::uint8_t *eth = rte_pktmbuf_mtod_offset(m, std::uint8_t *, f.off);
   std::memcpy(eth, a.dst_mac.data(), 6);
   std::memcpy(eth + 6, snap.gateway_mac.data(), 6);
@@ -488,17 +637,19 @@ Verdict Pipeline::route(const FibSnapshot &snap, rte_mbuf *m, Frame &f, std::uin
       rte_pktmbuf_trim(m, static_cast<std::uint16_t>(tail));
     if (f.off != 0)
       rte_pktmbuf_adj(m, static_cast<std::uint16_t>(f.off));
-    counters_.vrf_tx[vrf].add(f.len);
+    counters_.vrf_tx[p.vrf].add(f.len);
     return Verdict{Action::kForward, 0, a.out_port};
   }
-  Verdict out = encapsulate(snap, m, f, a.encap);
+  Verdict out = encapsulate(snap, m, f, a.encap, p.sport);
   if (out.action == Action::kForward)
-    counters_.vrf_tx[vrf].add(f.len);
+    counters_.vrf_tx[p.vrf].add(f.len);
   return out;
 }
 
-Verdict Pipeline::encapsulate(const FibSnapshot &snap, rte_mbuf *m, const Frame &f,
-                              const EncapTemplate &tpl) {
+[[gnu::always_inline]] inline Verdict Pipeline::encapsulate(const FibSnapshot &snap, rte_mbuf *m,
+                                                            const Frame &f,
+                                                            const EncapTemplate &tpl,
+                                                            std::uint16_t sport) {
   // VXLAN carries the whole inner frame, IPIP only its IP packet.
   std::uint32_t inner_off = f.off;
   std::uint32_t inner_len = f.len;
@@ -510,18 +661,23 @@ Verdict Pipeline::encapsulate(const FibSnapshot &snap, rte_mbuf *m, const Frame 
   }
   if (hdr_len - kEthLen + inner_len > snap.underlay_mtu)
     return drop(STRATUS_DROP_MTU_EXCEEDED);
-  std::uint16_t sport = tpl.kind == EncapKind::kVxlan ? vxlan_sport(f.ip, snap.hash_seed) : 0;
+  if (tpl.kind == EncapKind::kVxlan && sport == 0)
+    sport = vxlan_sport(f.ip, snap.hash_seed);
 
-  std::uint32_t tail = rte_pktmbuf_data_len(m) - inner_off - inner_len;
-  if (tail != 0)
-    rte_pktmbuf_trim(m, static_cast<std::uint16_t>(tail));
-  if (inner_off != 0)
-    rte_pktmbuf_adj(m, static_cast<std::uint16_t>(inner_off));
-  auto *hdr =
-      reinterpret_cast<std::uint8_t *>(rte_pktmbuf_prepend(m, static_cast<std::uint16_t>(hdr_len)));
-  if (hdr == nullptr)
-    return drop(STRATUS_DROP_TX_FAILED);
-  std::memcpy(hdr, tpl.hdr.data(), hdr_len);
+  // The new frame is [outer header][inner]: cut the tail, move the start.
+  // The mbuf is one segment (handle() linearised it), so this is what
+  // trim + adj + prepend would do, without their checks one by one.
+  if (m->data_off + inner_off < hdr_len)
+    return drop(STRATUS_DROP_TX_FAILED);  // no headroom for the outer header
+  m->data_off = static_cast<std::uint16_t>(m->data_off + inner_off - hdr_len);
+  m->data_len = static_cast<std::uint16_t>(hdr_len + inner_len);
+  m->pkt_len = hdr_len + inner_len;
+  auto *hdr = rte_pktmbuf_mtod(m, std::uint8_t *);
+  // Constant sizes: a copy of a run-time length costs a `rep movs`.
+  if (tpl.kind == EncapKind::kVxlan)
+    std::memcpy(hdr, tpl.hdr.data(), kVxlanHeaderLen);
+  else
+    std::memcpy(hdr, tpl.hdr.data(), kIpipHeaderLen);
   finish_encap(tpl, hdr, inner_len, f.ip.hdr[1], sport);
   return Verdict{Action::kForward, 0, tpl.out_port};
 }

@@ -7,8 +7,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "dataplane/counters.h"
+#include "dataplane/flow_hash_lanes.h"
 #include "dataplane/flow_table.h"
 #include "dataplane/snapshot.h"
 
@@ -30,7 +32,10 @@ class Pipeline {
   static constexpr std::uint16_t kPrefetch = 4;
 
   // Both belong to the calling worker alone.
-  Pipeline(FlowTable &flows, WorkerCounters &counters) : flows_(flows), counters_(counters) {}
+  Pipeline(FlowTable &flows, WorkerCounters &counters);
+  ~Pipeline();
+  Pipeline(const Pipeline &) = delete;
+  Pipeline &operator=(const Pipeline &) = delete;
 
   // Processes `n` (<= kBurst) packets received on `in_port` (an index into
   // snap.ports, or kNoPort for a port the tables do not name: everything is
@@ -44,23 +49,29 @@ class Pipeline {
   void maintain(const FibSnapshot &snap, std::uint64_t now);
 
  private:
+  struct Ip4;
+  struct Frame;
+  struct Pkt;
+
   template <PortRole R>
   void run(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf **pkts, std::uint16_t n,
            std::uint64_t now, Verdict *out);
+  // Stage 1 of a packet: parse and classify. Either decides the verdict, or
+  // leaves the packet for the load balancer or the route stage (p.stage).
   template <PortRole R>
-  Verdict handle(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *m, std::uint64_t now);
-
-  struct Ip4;
-  struct Frame;
+  Verdict handle(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *m, Pkt &p);
   Verdict arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *m);
-  Verdict decap(const FibSnapshot &snap, rte_mbuf *m, const Ip4 &outer, std::uint64_t now);
-  Verdict overlay(const FibSnapshot &snap, rte_mbuf *m, Frame &f, std::uint32_t vrf,
-                  std::uint64_t now);
-  Verdict balance(const FibSnapshot &snap, rte_mbuf *m, Frame &f, const ServiceEntry &svc,
-                  const stratus_flow_key &flow, bool record, std::uint64_t now);
-  Verdict route(const FibSnapshot &snap, rte_mbuf *m, Frame &f, std::uint32_t vrf);
+  Verdict decap(const FibSnapshot &snap, rte_mbuf *m, Pkt &p);
+  Verdict overlay(const FibSnapshot &snap, Pkt &p, std::uint32_t vrf, const VipRef *vip);
+  // Leaves the packet for the load balancer with the flow (src, dst, vrf,
+  // ports, proto), all as on the wire; record: false for an ICMP error.
+  Verdict defer_balance(Pkt &p, const ServiceEntry &svc, std::uint32_t src, std::uint32_t dst,
+                        std::uint32_t vrf, std::uint32_t ports, std::uint8_t proto, bool record);
+  // Last stage: the connection table, Maglev, the route; in packet order.
+  Verdict balance(const FibSnapshot &snap, rte_mbuf *m, Pkt &p, std::uint64_t now);
+  Verdict route(const FibSnapshot &snap, rte_mbuf *m, Pkt &p);
   Verdict encapsulate(const FibSnapshot &snap, rte_mbuf *m, const Frame &f,
-                      const EncapTemplate &tpl);
+                      const EncapTemplate &tpl, std::uint16_t sport);
   Verdict drop(stratus_drop_reason r) {
     counters_.drop(r);
     return Verdict{Action::kDrop, static_cast<std::uint8_t>(r), kNoPort};
@@ -68,6 +79,9 @@ class Pipeline {
 
   FlowTable &flows_;
   WorkerCounters &counters_;
+  static constexpr unsigned kLanes = 8;
+  FlowHashLanes<kLanes> lanes_;
+  std::unique_ptr<Pkt[]> scratch_;  // kBurst: what a packet carries between stages
 };
 
 }  // namespace stratus::dpdk

@@ -19,12 +19,6 @@ std::uint32_t sum16(const std::uint8_t *p, std::size_t len) {
   return s;
 }
 
-std::uint16_t fold(std::uint32_t s) {
-  while (s >> 16)
-    s = (s & 0xffff) + (s >> 16);
-  return static_cast<std::uint16_t>(s);
-}
-
 void put16(std::uint8_t *p, std::uint16_t v) {
   p[0] = static_cast<std::uint8_t>(v >> 8);
   p[1] = static_cast<std::uint8_t>(v);
@@ -104,23 +98,7 @@ struct Builder {
   }
 };
 
-stratus_flow_key vni_key(std::uint32_t vni) {
-  stratus_flow_key k{};
-  k.vrf = vni;
-  return k;
-}
-
 }  // namespace
-
-stratus_flow_key service_key(std::uint32_t vrf, const std::uint32_t *vip_words, std::uint8_t proto,
-                             std::uint16_t port_be) {
-  stratus_flow_key k{};
-  std::memcpy(k.dst, vip_words, sizeof k.dst);
-  k.vrf = vrf;
-  k.proto = proto;
-  k.dport = port_be;
-  return k;
-}
 
 Lpm::Lpm(const std::vector<IpPrefix> &prefixes) : prefixes_(prefixes) {
   std::uint32_t long_prefixes = 0;
@@ -148,19 +126,6 @@ Lpm::Lpm(const std::vector<IpPrefix> &prefixes) : prefixes_(prefixes) {
 
 Lpm::~Lpm() {
   rte_lpm_free(lpm_);
-}
-
-void finish_encap(const EncapTemplate &tpl, std::uint8_t *hdr, std::uint32_t inner_len,
-                  std::uint8_t tos, std::uint16_t udp_sport) {
-  std::uint8_t *ip = hdr + 14;
-  std::uint32_t ip_len = tpl.kind == EncapKind::kVxlan ? 20 + 8 + 8 + inner_len : 20 + inner_len;
-  ip[1] = tos;
-  put16(ip + 2, static_cast<std::uint16_t>(ip_len));
-  put16(ip + 10, static_cast<std::uint16_t>(~fold(tpl.ip_sum + tos + ip_len)));
-  if (tpl.kind == EncapKind::kVxlan) {
-    put16(ip + 20, udp_sport);
-    put16(ip + 24, static_cast<std::uint16_t>(ip_len - 20));
-  }
 }
 
 std::unique_ptr<FibSnapshot> build_snapshot(const Tables &t, const PortResolver &resolve,
@@ -232,7 +197,7 @@ std::unique_ptr<FibSnapshot> build_snapshot(const Tables &t, const PortResolver 
   for (const Vrf &v : t.vrfs)
     max_vrf = std::max(max_vrf, v.id);
   s.vrfs.resize(max_vrf + 1);
-  std::vector<std::pair<stratus_flow_key, std::uint32_t>> vnis;
+  std::vector<std::pair<std::uint64_t, std::uint32_t>> vnis;
   for (const Vrf &v : t.vrfs) {
     VrfEntry &e = s.vrfs[v.id];
     e.present = true;
@@ -241,7 +206,7 @@ std::unique_ptr<FibSnapshot> build_snapshot(const Tables &t, const PortResolver 
       if (g.is_v4())
         e.gateways_be.push_back(g.v4_be());
     }
-    vnis.emplace_back(vni_key(v.vni), v.id);
+    vnis.emplace_back(v.vni, v.id);
   }
   s.vni_to_vrf.build(vnis);
 
@@ -263,6 +228,7 @@ std::unique_ptr<FibSnapshot> build_snapshot(const Tables &t, const PortResolver 
     } else {
       e.lpm = std::make_shared<const Lpm>(prefixes);
     }
+    e.lpm_table = e.lpm->get();
     e.actions.reserve(routes.size());
     for (const Route *r : routes) {
       RouteAction a;
@@ -293,9 +259,8 @@ std::unique_ptr<FibSnapshot> build_snapshot(const Tables &t, const PortResolver 
   }
   if (any_backend)
     s.backends.resize(max_backend + 1);
-  std::vector<std::pair<stratus_flow_key, std::uint32_t>> svc_keys;
-  std::vector<std::pair<stratus_flow_key, std::uint8_t>> vip_keys;
-  std::vector<std::pair<stratus_flow_key, std::uint8_t>> addr_keys;
+  // (vrf, VIP address) -> the services on it.
+  std::map<std::uint64_t, std::vector<VipService>> by_vip;
   for (const Service &svc : t.services) {
     if (!svc.vip.is_v4())
       continue;
@@ -333,17 +298,17 @@ std::unique_ptr<FibSnapshot> build_snapshot(const Tables &t, const PortResolver 
       bk.inner_dst_mac = be.inner_dst_mac.bytes;
       bk.encap = b.encap_to(be.encap, be.tunnel_dst, be.vni);
     }
-    std::uint32_t vip[4];
-    std::memcpy(vip, svc.vip.bytes.data(), sizeof vip);
-    svc_keys.emplace_back(service_key(svc.vrf, vip, svc.proto, rte_cpu_to_be_16(svc.port)),
-                          static_cast<std::uint32_t>(s.service_list.size()));
-    vip_keys.emplace_back(service_key(svc.vrf, vip, svc.proto, 0), 1);
-    addr_keys.emplace_back(service_key(svc.vrf, vip, 0, 0), 1);
+    by_vip[vip_key(svc.vrf, svc.vip.v4_be())].push_back(
+        {svc.proto, rte_cpu_to_be_16(svc.port), static_cast<std::uint32_t>(s.service_list.size())});
     s.service_list.push_back(std::move(e));
   }
-  s.services.build(svc_keys);
-  s.vip_protos.build(vip_keys);
-  s.vip_addrs.build(addr_keys);
+  std::vector<std::pair<std::uint64_t, VipRef>> vips;
+  for (const auto &[key, list] : by_vip) {
+    vips.emplace_back(key, VipRef{static_cast<std::uint32_t>(s.vip_services.size()),
+                                  static_cast<std::uint32_t>(list.size())});
+    s.vip_services.insert(s.vip_services.end(), list.begin(), list.end());
+  }
+  s.vips.build(vips);
   return snap;
 }
 

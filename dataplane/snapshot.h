@@ -89,6 +89,7 @@ struct VrfEntry {
   std::uint32_t vni = 0;
   std::vector<std::uint32_t> gateways_be;  // answered by ARP on tenant ports
   std::shared_ptr<const Lpm> lpm;          // null: no IPv4 route
+  rte_lpm *lpm_table = nullptr;            // lpm->get(), one load nearer the fast path
   std::vector<RouteAction> actions;        // indexed by the LPM next hop
 };
 
@@ -109,28 +110,45 @@ struct BackendEntry {
   EncapTemplate encap;
 };
 
-// An immutable open-addressing map from a flow-key-shaped key to a value,
-// built once. Hashed with CRC32-C (one instruction per 8 bytes), not the
-// flow hash: this hash is private to the snapshot.
+// An immutable open-addressing map from a 64-bit key to a small value,
+// built once: one multiply picks the slot, and a miss (the common case: most
+// packets are not for a VIP) usually costs one probe of one cache line.
 template <typename V>
-class KeyMap {
+class U64Map {
  public:
-  void build(const std::vector<std::pair<stratus_flow_key, V>> &items);
-  const V *find(const stratus_flow_key &key) const;
+  void build(const std::vector<std::pair<std::uint64_t, V>> &items);
+  const V *find(std::uint64_t key) const;
 
  private:
   struct Slot {
+    std::uint64_t key = 0;
     bool used = false;
-    stratus_flow_key key{};
     V value{};
   };
+  std::uint32_t slot_of(std::uint64_t key) const {
+    return static_cast<std::uint32_t>((key * 0x9e3779b97f4a7c15ull) >> shift_);
+  }
   std::vector<Slot> slots_;
   std::uint32_t mask_ = 0;
+  std::uint32_t shift_ = 63;
 };
 
-// Key of a service: (vrf, vip, proto, port); port 0 = any port.
-stratus_flow_key service_key(std::uint32_t vrf, const std::uint32_t *vip_words, std::uint8_t proto,
-                             std::uint16_t port_be);
+// The key of an IPv4 address in a VRF (VIPs).
+inline std::uint64_t vip_key(std::uint32_t vrf, std::uint32_t addr_be) {
+  return std::uint64_t{vrf} << 32 | addr_be;
+}
+
+// One service of a VIP address: the fast path finds the address with one
+// probe, then scans its few (proto, port) pairs.
+struct VipService {
+  std::uint8_t proto = 0;
+  std::uint16_t port_be = 0;  // 0: any port
+  std::uint32_t service = 0;  // index into FibSnapshot::service_list
+};
+struct VipRef {
+  std::uint32_t first = 0;  // into FibSnapshot::vip_services
+  std::uint32_t count = 0;
+};
 
 struct FibSnapshot {
   // Node.
@@ -149,11 +167,10 @@ struct FibSnapshot {
   std::array<std::uint16_t, kMaxPorts> port_by_dev{};  // dev id -> index, kNoPort
   std::uint16_t host_egress = kNoPort;  // first present underlay port: the host's traffic
 
-  KeyMap<std::uint32_t> vni_to_vrf;  // key: vrf field = VNI
+  U64Map<std::uint32_t> vni_to_vrf;  // VNI -> VRF id
   std::vector<VrfEntry> vrfs;        // indexed by VRF id
-  KeyMap<std::uint32_t> services;    // service_key -> index into service_list
-  KeyMap<std::uint8_t> vip_protos;   // (vrf, vip, proto, port 0) of every VIP: fragments
-  KeyMap<std::uint8_t> vip_addrs;    // (vrf, vip) of every VIP, proto and port 0
+  U64Map<VipRef> vips;               // vip_key(vrf, address) -> its services
+  std::vector<VipService> vip_services;
   std::vector<ServiceEntry> service_list;
   std::vector<BackendEntry> backends;  // indexed by backend id
 
@@ -178,33 +195,46 @@ std::unique_ptr<FibSnapshot> build_snapshot(const Tables &t, const PortResolver 
 // Fills the per-packet fields of an outer header in place: `hdr` points at
 // the copied template, `inner_len` is what follows it, `tos` the inner
 // packet's (copied to the outer header).
-void finish_encap(const EncapTemplate &tpl, std::uint8_t *hdr, std::uint32_t inner_len,
-                  std::uint8_t tos, std::uint16_t udp_sport);
+inline void finish_encap(const EncapTemplate &tpl, std::uint8_t *hdr, std::uint32_t inner_len,
+                         std::uint8_t tos, std::uint16_t udp_sport);
 
 // ---------------------------------------------------------------- inline
 
-// Mixes the words a table key uses (first address word, VRF, ports, proto):
-// three CRC32-C instructions. Keys that differ elsewhere only share a slot
-// chain; equality decides.
-inline std::uint32_t key_map_hash(const stratus_flow_key &k) {
-  std::uint32_t ports;
-  std::memcpy(&ports, &k.sport, sizeof ports);
-  std::uint32_t h =
-      rte_hash_crc_8byte(std::uint64_t{k.dst[0]} | std::uint64_t{k.vrf} << 32, k.src[0]);
-  h = rte_hash_crc_4byte(ports, h);
-  return rte_hash_crc_4byte(k.proto, h);
+// Inline and in 16-bit stores: it runs once per encapsulated packet.
+inline void finish_encap(const EncapTemplate &tpl, std::uint8_t *hdr, std::uint32_t inner_len,
+                         std::uint8_t tos, std::uint16_t udp_sport) {
+  auto put = [](std::uint8_t *p, std::uint32_t host16) {
+    const std::uint16_t be = rte_cpu_to_be_16(static_cast<std::uint16_t>(host16));
+    std::memcpy(p, &be, 2);
+  };
+  std::uint8_t *ip = hdr + 14;
+  std::uint32_t ip_len = tpl.kind == EncapKind::kVxlan ? 20 + 8 + 8 + inner_len : 20 + inner_len;
+  ip[1] = tos;
+  put(ip + 2, ip_len);
+  std::uint32_t s = tpl.ip_sum + tos + ip_len;
+  s = (s & 0xffff) + (s >> 16);
+  s = (s & 0xffff) + (s >> 16);
+  put(ip + 10, ~s);
+  if (tpl.kind == EncapKind::kVxlan) {
+    put(ip + 20, udp_sport);
+    put(ip + 24, ip_len - 20);
+  }
 }
 
 template <typename V>
-void KeyMap<V>::build(const std::vector<std::pair<stratus_flow_key, V>> &items) {
+void U64Map<V>::build(const std::vector<std::pair<std::uint64_t, V>> &items) {
   std::uint32_t n = 8;
-  while (n < items.size() * 2)
+  std::uint32_t bits = 3;
+  while (n < items.size() * 2) {
     n <<= 1;
+    ++bits;
+  }
   slots_.assign(n, Slot{});
   mask_ = n - 1;
+  shift_ = 64 - bits;
   for (const auto &[k, v] : items) {
-    std::uint32_t s = key_map_hash(k) & mask_;
-    while (slots_[s].used && std::memcmp(&slots_[s].key, &k, sizeof k) != 0)
+    std::uint32_t s = slot_of(k);
+    while (slots_[s].used && slots_[s].key != k)
       s = (s + 1) & mask_;
     slots_[s].used = true;
     slots_[s].key = k;
@@ -213,14 +243,14 @@ void KeyMap<V>::build(const std::vector<std::pair<stratus_flow_key, V>> &items) 
 }
 
 template <typename V>
-const V *KeyMap<V>::find(const stratus_flow_key &key) const {
+const V *U64Map<V>::find(std::uint64_t key) const {
   if (slots_.empty())
     return nullptr;
-  for (std::uint32_t s = key_map_hash(key) & mask_;; s = (s + 1) & mask_) {
+  for (std::uint32_t s = slot_of(key);; s = (s + 1) & mask_) {
     const Slot &slot = slots_[s];
     if (!slot.used)
       return nullptr;
-    if (std::memcmp(&slot.key, &key, sizeof key) == 0)
+    if (slot.key == key)
       return &slot.value;
   }
 }

@@ -5,16 +5,32 @@
 // copy that stands in for RX, so the ratio is the pipeline's own cost.
 //
 // Tables: 100k routes in the tenant VRF, 16 remote VTEPs, one underlay VIP
-// with 16 VXLAN backends (Maglev M = 65537); flows cycle over 1k or 1M
-// distinct source ports/addresses.
+// (VRF 0) and one tenant VIP (VRF 1, reached through VXLAN), each with 16
+// VXLAN backends (Maglev M = 65537). Flows differ by source address and
+// cycle over 1k or 1M values; each row has its own connection table, warmed
+// with every flow of the row first, so "established" rows only hit. The
+// clock is the TSC, as in the workers.
 //
-//   pipeline_bench [--seconds S] [--json PATH]   (default 0.5 s per path)
+// Rows: see the table printed; "LB new flow" never repeats a flow (every
+// packet inserts, evicting the least recently used entry of a full 64k
+// table); "mix" interleaves the paths of a gateway in one burst. The two
+// "frame copy only" rows time the RX stand-in alone (it is most of the
+// baseline's cost). The last lines restate the targets from this
+// run's figures; nothing is asserted.
+//
+// The rows are run --reps times (default 3) in turn and each row reports
+// its fastest run: the machine is shared, the fastest run is the one least
+// disturbed. The rate ratio is baseline cycles / row cycles.
+//
+//   pipeline_bench [--seconds S] [--reps N] [--only SUBSTRING] [--json PATH]
 #include <algorithm>
+#include <bit>
 #include <cinttypes>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -87,6 +103,18 @@ Tables make_tables() {
   for (std::uint32_t i = 0; i < s.maglev_size; ++i)
     s.maglev.push_back(i % 16);
   t.services.push_back(s);
+  // The same service inside the tenant VRF (a VIP of VRF 1, port 443).
+  Service ts = s;
+  ts.id = 1;
+  ts.name = "tenant-web";
+  ts.vrf = 1;
+  ts.vip = *IpAddress::parse("10.250.0.10");
+  ts.port = 443;
+  for (std::uint32_t b = 0; b < 16; ++b) {
+    ts.backends[b].id = 16 + b;
+    ts.backends[b].name = "tb" + std::to_string(b);
+  }
+  t.services.push_back(ts);
   return t;
 }
 
@@ -156,85 +184,110 @@ std::vector<std::uint8_t> vxlan_of(const std::vector<std::uint8_t> &inner) {
 
 // ---------------------------------------------------------------- runs
 
-struct Path {
-  std::string name;
-  std::vector<std::uint8_t> frame;
-  std::string in_port;
-  std::uint32_t flows;     // distinct flows the run cycles through
-  std::size_t flow_field;  // offset of the 32-bit source address varied per flow
+// One position of a burst: a frame whose source address is XORed with a
+// flow number that cycles over `flows` values.
+struct Slot {
+  std::uint32_t frame;    // index into Row::frames
+  std::uint32_t flows;    // distinct flows at this position
+  std::uint32_t src_off;  // offset of the 32-bit source address varied per flow
 };
 
-struct Result {
-  double cycles_per_packet;
-  double mpps;
+struct Row {
+  std::string name;
+  std::string in_port;
+  std::vector<std::vector<std::uint8_t>> frames;
+  std::vector<Slot> slots;          // Pipeline::kBurst of them
+  std::uint32_t flow_capacity = 0;  // connection table of the row
+  std::uint32_t warm_flows = 0;     // packets sent before timing (table warm-up)
+  bool baseline = false;
+  bool copy_only = false;         // the frame copy alone: what every row pays for "RX"
+  std::uint32_t flows_label = 0;  // for the JSON
+  // Filled by the runs.
+  double best_cycles = 0;
+  std::uint64_t not_forwarded = 0;
 };
 
 rte_mempool *g_pool;
 
-// Refills a burst from the frame: the per-packet cost both sides pay.
-inline void refill(rte_mbuf **pkts, const Path &p, std::uint32_t &flow) {
+// Refills a burst from the row's frames: the per-packet cost both sides pay.
+inline void refill(rte_mbuf **pkts, const Row &r, std::vector<std::uint32_t> &flow) {
   for (std::uint16_t i = 0; i < Pipeline::kBurst; ++i) {
     rte_mbuf *m = pkts[i];
+    const Slot &s = r.slots[i];
+    const std::vector<std::uint8_t> &f = r.frames[s.frame];
     m->data_off = RTE_PKTMBUF_HEADROOM;
-    auto len = static_cast<std::uint16_t>(p.frame.size());
+    auto len = static_cast<std::uint16_t>(f.size());
     m->data_len = len;
     m->pkt_len = len;
     auto *d = rte_pktmbuf_mtod(m, std::uint8_t *);
-    std::memcpy(d, p.frame.data(), len);
-    // Vary the source address (and so the flow); 1M flows over 2^20 values.
+    std::memcpy(d, f.data(), len);
+    // A plain store of the varied address, read from the template: a
+    // read-modify-write of the bytes just copied would stall on store
+    // forwarding and inflate every row's cost.
     std::uint32_t src;
-    std::memcpy(&src, d + p.flow_field, 4);
-    src ^= rte_cpu_to_be_32(flow);
-    std::memcpy(d + p.flow_field, &src, 4);
-    if (++flow == p.flows)
-      flow = 0;
+    std::memcpy(&src, f.data() + s.src_off, 4);
+    src ^= rte_cpu_to_be_32(flow[i]);
+    std::memcpy(d + s.src_off, &src, 4);
+    if (++flow[i] == s.flows)
+      flow[i] = 0;
   }
 }
 
+// Cycles per packet of `per_burst` over `seconds`, after `warm` packets.
 template <typename Fn>
-Result measure(const Path &p, double seconds, Fn &&per_burst) {
+double measure(const Row &r, double seconds, std::uint64_t warm, Fn &&per_burst) {
   rte_mbuf *pkts[Pipeline::kBurst];
   if (rte_pktmbuf_alloc_bulk(g_pool, pkts, Pipeline::kBurst) != 0) {
     std::fprintf(stderr, "no mbufs\n");
     std::exit(1);
   }
-  std::uint32_t flow = 0;
-  // Warm-up: touch every flow once (fills the connection table).
-  for (std::uint32_t i = 0; i < p.flows / Pipeline::kBurst + 1000; ++i) {
-    refill(pkts, p, flow);
+  // Each burst position starts at its own offset so that positions sharing
+  // a flow space do not send the same flow together.
+  std::vector<std::uint32_t> flow(Pipeline::kBurst);
+  for (std::uint16_t i = 0; i < Pipeline::kBurst; ++i)
+    flow[i] = static_cast<std::uint32_t>((std::uint64_t{r.slots[i].flows} * i) / Pipeline::kBurst);
+  for (std::uint64_t i = 0; i < warm / Pipeline::kBurst + 1000; ++i) {
+    refill(pkts, r, flow);
     per_burst(pkts);
   }
-  const std::uint64_t hz = rte_get_tsc_hz();
-  const auto budget = static_cast<std::uint64_t>(seconds * static_cast<double>(hz));
+  const auto budget = static_cast<std::uint64_t>(seconds * static_cast<double>(rte_get_tsc_hz()));
   std::uint64_t bursts = 0;
   const std::uint64_t start = rte_rdtsc_precise();
   std::uint64_t now = start;
   while (now - start < budget) {
     for (int k = 0; k < 64; ++k) {
-      refill(pkts, p, flow);
+      refill(pkts, r, flow);
       per_burst(pkts);
     }
     bursts += 64;
     now = rte_rdtsc();
   }
   rte_pktmbuf_free_bulk(pkts, Pipeline::kBurst);
-  double packets = static_cast<double>(bursts * Pipeline::kBurst);
-  double cycles = static_cast<double>(now - start);
-  return {cycles / packets, packets / (cycles / static_cast<double>(hz)) / 1e6};
+  return static_cast<double>(now - start) / static_cast<double>(bursts * Pipeline::kBurst);
+}
+
+std::vector<Slot> same(std::uint32_t frame, std::uint32_t flows, std::uint32_t src_off) {
+  return std::vector<Slot>(Pipeline::kBurst, Slot{frame, flows, src_off});
 }
 
 }  // namespace
 
 int main(int argc, char **argv) {
   double seconds = 0.5;
+  int reps = 3;
   std::string json_path;
+  std::string only;
   for (int i = 1; i + 1 < argc; ++i) {
-    if (std::string(argv[i]) == "--seconds")
+    std::string a = argv[i];
+    if (a == "--seconds")
       seconds = std::atof(argv[i + 1]);
-    if (std::string(argv[i]) == "--json")
+    else if (a == "--reps")
+      reps = std::max(1, std::atoi(argv[i + 1]));
+    else if (a == "--json")
       json_path = argv[i + 1];
+    else if (a == "--only")
+      only = argv[i + 1];
   }
-  std::string json = "[";
   const char *eal[] = {
       "pipeline_bench", "--no-huge",   "--no-shconf", "--no-pci",      "-l", "0", "-m",
       "2048",           "--log-level", "*:warning",   "--no-telemetry"};
@@ -253,83 +306,194 @@ int main(int argc, char **argv) {
   };
   const std::uint64_t hz = rte_get_tsc_hz();
   auto snap = build_snapshot(tables, resolve, nullptr, hz);
-  auto counters = make_worker_counters();
-  FlowTable flows(1u << 21);
-  Pipeline pipeline(flows, *counters);
   Verdict verdicts[Pipeline::kBurst];
   const VrfEntry *vrf = snap->vrf(1);
 
   const std::uint32_t client = (198u << 24) + (51u << 16) + (100u << 8);
   const std::uint32_t vip = (203u << 24) + (113u << 8) + 10;
+  const std::uint32_t tenant_vip = (10u << 24) + (250u << 16) + 10;
+  const std::uint32_t src_off = 14 + 12;
+  const std::uint32_t inner_src_off = 50 + src_off;
   auto tenant = tcp_frame((10u << 24) + 5, (10u << 24) + (77u << 8) + 9, 443);
   auto local = tcp_frame((10u << 24) + 5, (172u << 24) + (16u << 16) + 9, 22);
   auto lb = tcp_frame(client, vip, 80);
-  const std::size_t src_off = 14 + 12;
+  auto tenant_lb = vxlan_of(tcp_frame((10u << 24) + (9u << 8) + 5, tenant_vip, 443));
 
-  std::vector<Path> paths;
-  for (std::uint32_t nflows : {1000u, 1000000u}) {
-    std::string suffix = nflows == 1000 ? " 1k flows" : " 1M flows";
-    paths.push_back({"baseline: lpm+mac" + suffix, tenant, "t0", nflows, src_off});
-    paths.push_back({"tenant -> remote (encap)" + suffix, tenant, "t0", nflows, src_off});
-    paths.push_back(
-        {"vxlan -> remote (decap+encap)" + suffix, vxlan_of(tenant), "ul0", nflows, 50 + src_off});
-    paths.push_back({"tenant -> local" + suffix, local, "t0", nflows, src_off});
-    paths.push_back({"underlay VIP -> LB (vxlan)" + suffix, lb, "ul0", nflows, src_off});
+  std::vector<Row> rows;
+  auto add = [&](std::string name, std::string port, std::vector<std::vector<std::uint8_t>> frames,
+                 std::vector<Slot> slots, std::uint32_t flows, bool baseline = false) {
+    Row r;
+    r.name = std::move(name);
+    r.in_port = std::move(port);
+    r.frames = std::move(frames);
+    r.slots = std::move(slots);
+    r.flows_label = flows;
+    r.baseline = baseline;
+    // Room for every flow of the row: established rows only hit.
+    r.flow_capacity = std::max<std::uint32_t>(65536, std::bit_ceil(flows));
+    r.warm_flows = flows;
+    rows.push_back(std::move(r));
+  };
+  const std::uint32_t k1 = 1000, m1 = 1000000;
+  add("baseline: lpm+mac", "t0", {tenant}, same(0, k1, src_off), k1, true);
+  add("(frame copy only, 100 B: in every row)", "t0", {tenant}, same(0, k1, src_off), k1);
+  rows.back().copy_only = true;
+  add("(frame copy only, 150 B: VXLAN rows)", "ul0", {vxlan_of(tenant)}, same(0, k1, inner_src_off),
+      k1);
+  rows.back().copy_only = true;
+  add("overlay: vxlan decap+route+encap 1k", "ul0", {vxlan_of(tenant)}, same(0, k1, inner_src_off),
+      k1);
+  add("overlay: vxlan decap+route+encap 1M", "ul0", {vxlan_of(tenant)}, same(0, m1, inner_src_off),
+      m1);
+  add("tenant -> remote (encap) 1k", "t0", {tenant}, same(0, k1, src_off), k1);
+  add("tenant -> local 1k", "t0", {local}, same(0, k1, src_off), k1);
+  add("LB established, VRF-0 VIP 1k", "ul0", {lb}, same(0, k1, src_off), k1);
+  add("LB established, VRF-0 VIP 1M", "ul0", {lb}, same(0, m1, src_off), m1);
+  add("LB established, tenant VIP 1k", "ul0", {tenant_lb}, same(0, k1, inner_src_off), k1);
+  add("LB established, tenant VIP 1M", "ul0", {tenant_lb}, same(0, m1, inner_src_off), m1);
+  {
+    // Every packet a flow never seen (2^24 sources), into a full 64k table.
+    add("LB new flow (64k table full)", "ul0", {lb}, same(0, 1u << 24, src_off), 1u << 24);
+    rows.back().flow_capacity = 65536;
+    rows.back().warm_flows = 65536;
   }
-
-  std::printf("DPDK pipeline, one core, %u routes, burst %u, TSC %.2f GHz, %.1f s per path\n",
-              kRoutes, Pipeline::kBurst, static_cast<double>(hz) / 1e9, seconds);
-  std::printf("%-40s %10s %10s %8s %8s\n", "path", "cyc/pkt", "ns/pkt", "Mpps", "ratio");
-  double baseline = 0;
-  for (const Path &p : paths) {
-    Result r;
-    if (p.name.rfind("baseline", 0) == 0) {
-      r = measure(p, seconds, [&](rte_mbuf **pkts) {
-        for (std::uint16_t i = 0; i < Pipeline::kBurst; ++i) {
-          auto *d = rte_pktmbuf_mtod(pkts[i], std::uint8_t *);
-          std::uint32_t dst;
-          std::memcpy(&dst, d + 14 + 16, 4);
-          std::uint32_t nh = 0;
-          rte_lpm_lookup(vrf->lpm->get(), rte_be_to_cpu_32(dst), &nh);
-          const RouteAction &a = vrf->actions[nh];
-          std::memcpy(d, a.dst_mac.data(), 6);
-          std::memcpy(d + 6, snap->gateway_mac.data(), 6);
-          verdicts[i] = Verdict{Action::kForward, 0, a.out_port};
-        }
-      });
-      baseline = r.cycles_per_packet;
-    } else {
-      std::uint16_t in = 0;
-      for (std::uint16_t i = 0; i < snap->ports.size(); ++i) {
-        if (snap->ports[i].name == p.in_port)
-          in = i;
-      }
-      std::uint64_t tick = 0;
-      r = measure(p, seconds, [&](rte_mbuf **pkts) {
-        pipeline.process(*snap, in, pkts, Pipeline::kBurst, ++tick, verdicts);
-        pipeline.maintain(*snap, tick);
-      });
-      if (verdicts[0].action != Action::kForward) {
-        std::printf(
-            "%-40s path did not forward (verdict %d reason %s)\n", p.name.c_str(),
-            static_cast<int>(verdicts[0].action),
-            std::string(drop_reason_label(static_cast<stratus_drop_reason>(verdicts[0].reason)))
-                .c_str());
-        continue;
+  {
+    // A gateway's underlay port: per burst 16 overlay packets (12 re-encap,
+    // 4 local deliveries), 12 LB packets of 100k established flows (8 VRF-0,
+    // 4 tenant VIP) and 4 LB packets of new flows.
+    std::vector<Slot> s;
+    for (std::uint16_t i = 0; i < Pipeline::kBurst; ++i) {
+      switch (i % 8) {
+        case 0:
+        case 2:
+        case 4:
+          s.push_back({0, 100000, inner_src_off});
+          break;
+        case 6:
+          s.push_back({1, 100000, inner_src_off});
+          break;
+        case 1:
+        case 5:
+          s.push_back({2, 100000, src_off});
+          break;
+        case 3:
+          s.push_back({3, 100000, inner_src_off});
+          break;
+        default:
+          s.push_back({2, 1u << 24, src_off});
+          break;
       }
     }
-    const double ns = r.cycles_per_packet * 1e9 / static_cast<double>(hz);
-    std::printf("%-40s %10.1f %10.2f %8.2f %7.2fx\n", p.name.c_str(), r.cycles_per_packet, ns,
-                r.mpps, r.cycles_per_packet / baseline);
-    char row[256];
+    add("mix: 50% overlay, 37% LB est., 13% LB new", "ul0",
+        {vxlan_of(tenant), vxlan_of(local), lb, tenant_lb}, s, 100000);
+    rows.back().flow_capacity = 1u << 18;
+    rows.back().warm_flows = 1u << 18;
+  }
+  if (!only.empty()) {
+    std::erase_if(rows, [&](const Row &r) {
+      return !r.baseline && !r.copy_only && r.name.find(only) == std::string::npos;
+    });
+  }
+
+  for (int rep = 0; rep < reps; ++rep) {
+    for (Row &r : rows) {
+      double cycles;
+      if (r.copy_only) {
+        cycles = measure(r, seconds, 0, [&](rte_mbuf **pkts) {
+          // Keeps the copy from being optimised away.
+          verdicts[0].port = static_cast<std::uint16_t>(pkts[0]->data_len);
+        });
+      } else if (r.baseline) {
+        cycles = measure(r, seconds, 0, [&](rte_mbuf **pkts) {
+          for (std::uint16_t i = 0; i < Pipeline::kBurst; ++i) {
+            auto *d = rte_pktmbuf_mtod(pkts[i], std::uint8_t *);
+            std::uint32_t dst;
+            std::memcpy(&dst, d + 14 + 16, 4);
+            std::uint32_t nh = 0;
+            rte_lpm_lookup(vrf->lpm->get(), rte_be_to_cpu_32(dst), &nh);
+            const RouteAction &a = vrf->actions[nh];
+            std::memcpy(d, a.dst_mac.data(), 6);
+            std::memcpy(d + 6, snap->gateway_mac.data(), 6);
+            verdicts[i] = Verdict{Action::kForward, 0, a.out_port};
+          }
+        });
+      } else {
+        std::uint16_t in = 0;
+        for (std::uint16_t i = 0; i < snap->ports.size(); ++i) {
+          if (snap->ports[i].name == r.in_port)
+            in = i;
+        }
+        auto counters = make_worker_counters();
+        auto flows = std::make_unique<FlowTable>(r.flow_capacity);
+        Pipeline pipeline(*flows, *counters);
+        std::uint64_t not_forwarded = 0;
+        cycles = measure(r, seconds, r.warm_flows, [&](rte_mbuf **pkts) {
+          const std::uint64_t now = rte_rdtsc();
+          pipeline.process(*snap, in, pkts, Pipeline::kBurst, now, verdicts);
+          pipeline.maintain(*snap, now);
+          for (const Verdict &v : verdicts)
+            not_forwarded += v.action != Action::kForward;
+        });
+        r.not_forwarded += not_forwarded;
+      }
+      if (rep == 0 || cycles < r.best_cycles)
+        r.best_cycles = cycles;
+    }
+  }
+
+  double load[3] = {0, 0, 0};
+  if (std::FILE *f = std::fopen("/proc/loadavg", "r")) {
+    if (std::fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3)
+      load[0] = load[1] = load[2] = -1;
+    std::fclose(f);
+  }
+  std::printf(
+      "DPDK pipeline, one core, %u routes, burst %u, TSC %.2f GHz, %.2f s x %d runs per row "
+      "(fastest kept), load average %.2f %.2f %.2f\n",
+      kRoutes, Pipeline::kBurst, static_cast<double>(hz) / 1e9, seconds, reps, load[0], load[1],
+      load[2]);
+  std::printf("%-44s %9s %8s %8s %10s\n", "path", "cyc/pkt", "ns/pkt", "Mpps", "rate/base");
+  const double base = rows.front().best_cycles;
+  std::string json = "[";
+  auto find = [&](const std::string &name) -> const Row * {
+    for (const Row &r : rows) {
+      if (r.name == name)
+        return &r;
+    }
+    return nullptr;
+  };
+  for (const Row &r : rows) {
+    const double ns = r.best_cycles * 1e9 / static_cast<double>(hz);
+    const double mpps = static_cast<double>(hz) / r.best_cycles / 1e6;
+    std::printf("%-44s %9.1f %8.2f %8.2f %9.2fx", r.name.c_str(), r.best_cycles, ns, mpps,
+                base / r.best_cycles);
+    if (r.not_forwarded != 0)
+      std::printf("  (%" PRIu64 " packets not forwarded!)", r.not_forwarded);
+    std::printf("\n");
+    char row[320];
     std::snprintf(row, sizeof row,
                   "%s{\"path\": \"%s\", \"flows\": %u, \"cycles_per_packet\": %.1f, "
-                  "\"ns_per_packet\": %.2f, \"mpps\": %.2f, \"ratio_to_baseline\": %.2f}",
-                  json.size() > 1 ? ", " : "", p.name.c_str(), p.flows, r.cycles_per_packet, ns,
-                  r.mpps, r.cycles_per_packet / baseline);
+                  "\"ns_per_packet\": %.2f, \"mpps\": %.2f, \"rate_vs_baseline\": %.3f}",
+                  json.size() > 1 ? ", " : "", r.name.c_str(), r.flows_label, r.best_cycles, ns,
+                  mpps, base / r.best_cycles);
     json += row;
   }
-  std::printf("flow table: %u entries after the runs\n", flows.size());
+  // The targets, from this run's figures.
+  const Row *ov = find("overlay: vxlan decap+route+encap 1k");
+  const Row *lb1k = find("LB established, VRF-0 VIP 1k");
+  const Row *lb1m = find("LB established, VRF-0 VIP 1M");
+  const Row *tlb1k = find("LB established, tenant VIP 1k");
+  const Row *tlb1m = find("LB established, tenant VIP 1M");
+  if (ov != nullptr)
+    std::printf("target overlay rate >= 0.5x baseline:        %.2fx\n", base / ov->best_cycles);
+  if (lb1k != nullptr)
+    std::printf("target LB established <= 120 cycles/packet:  %.1f (VRF-0), %.1f (tenant)\n",
+                lb1k->best_cycles, tlb1k != nullptr ? tlb1k->best_cycles : 0.0);
+  if (lb1k != nullptr && lb1m != nullptr)
+    std::printf(
+        "target LB rate 1M flows >= 0.7x 1k flows:    %.2fx (VRF-0), %.2fx (tenant)\n",
+        lb1k->best_cycles / lb1m->best_cycles,
+        tlb1k != nullptr && tlb1m != nullptr ? tlb1k->best_cycles / tlb1m->best_cycles : 0.0);
   if (!json_path.empty()) {
     if (std::FILE *f = std::fopen(json_path.c_str(), "w")) {
       std::fprintf(f, "%s]\n", json.c_str());

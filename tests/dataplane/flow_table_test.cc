@@ -5,8 +5,12 @@
 
 #include <map>
 #include <random>
+#include <algorithm>
+#include <cstring>
+#include <iterator>
 #include <vector>
 
+#include "dataplane/flow_hash_lanes.h"
 #include "dataplane/flow_table.h"
 
 #include "tests/dataplane/alloc_counter.h"
@@ -115,6 +119,97 @@ TEST(FlowTable, ExpireSweepsIdleEntriesFromTheColdEnd) {
   EXPECT_EQ(t.expire(21, 8), 0u);
 }
 
+TEST(FlowTable, HitEntriesGetASecondChanceAtEviction) {
+  FlowTable t(4);
+  for (std::uint16_t i = 0; i < 4; ++i)
+    insert(t, key_of(6, i), i, i);
+  // Flows 0 and 1 are the coldest but were hit: flow 2 goes first.
+  ASSERT_NE(lookup(t, key_of(6, 0), 10), nullptr);
+  ASSERT_NE(lookup(t, key_of(6, 1), 10), nullptr);
+  insert(t, key_of(6, 100), 100, 11);
+  EXPECT_EQ(lookup(t, key_of(6, 2), 12), nullptr);
+  EXPECT_NE(lookup(t, key_of(6, 0), 12), nullptr);
+  EXPECT_NE(lookup(t, key_of(6, 1), 12), nullptr);
+  EXPECT_NE(lookup(t, key_of(6, 3), 12), nullptr);
+  EXPECT_EQ(t.evictions(), 1u);
+}
+
+TEST(FlowTable, EvictsEvenWhenEveryEntryWasHit) {
+  FlowTable t(4);
+  for (std::uint16_t i = 0; i < 4; ++i)
+    insert(t, key_of(7, i), i, i);
+  for (std::uint16_t i = 0; i < 4; ++i)
+    ASSERT_NE(lookup(t, key_of(7, i), 10), nullptr);
+  insert(t, key_of(7, 100), 100, 11);
+  EXPECT_EQ(t.size(), 4u);
+  EXPECT_EQ(t.evictions(), 1u);
+  EXPECT_NE(lookup(t, key_of(7, 100), 12), nullptr);
+}
+
+TEST(FlowTable, ExpireLooksPastAHitEntryAtTheColdEnd) {
+  FlowTable t(16);
+  insert(t, key_of(8, 1), 1, /*now=*/0, /*timeout=*/1000);
+  insert(t, key_of(8, 2), 2, /*now=*/1, /*timeout=*/10);
+  // Flow 1 is at the cold end but alive (hit at 5); flow 2, nearer the
+  // head, expired at 11.
+  ASSERT_NE(lookup(t, key_of(8, 1), 5), nullptr);
+  EXPECT_EQ(t.expire(20, 8), 1u);
+  EXPECT_EQ(t.size(), 1u);
+  EXPECT_NE(t.find(key_of(8, 1), hash_of(key_of(8, 1))), nullptr);
+  EXPECT_EQ(t.find(key_of(8, 2), hash_of(key_of(8, 2))), nullptr);
+}
+
+TEST(FlowTable, KeysArePackedIpv4AndWiderOnesRefused) {
+  auto k = key_of(0x0a000005, 4242);
+  FlowKey4 packed;
+  ASSERT_TRUE(pack_flow_key(k, &packed));
+  EXPECT_TRUE(flow_key_equal(unpack_flow_key(packed), k));
+
+  FlowTable t(16);
+  insert(t, k, 5, 0);
+  t.for_each([&](const FlowEntry &e) {
+    EXPECT_TRUE(flow_key_equal(e.key(), k));
+    return true;
+  });
+  auto v6 = k;
+  v6.src[1] = 1;  // an IPv6 source
+  EXPECT_FALSE(pack_flow_key(v6, &packed));
+  EXPECT_EQ(insert(t, v6, 6, 0), nullptr);
+  EXPECT_EQ(lookup(t, v6, 1), nullptr);
+  EXPECT_EQ(t.size(), 1u);
+  auto big_vrf = k;
+  big_vrf.vrf = 1u << 24;
+  EXPECT_FALSE(pack_flow_key(big_vrf, &packed));
+}
+
+// The lane-wise hash is lb/flow_hash.h's, key for key.
+TEST(FlowHashLanes, EqualsTheSharedFlowHash) {
+  std::mt19937 rng(4);
+  FlowHashLanes<8> lanes;
+  for (int round = 0; round < 200; ++round) {
+    const std::uint32_t seed = rng();
+    stratus_flow_key keys[8];
+    for (unsigned l = 0; l < 8; ++l) {
+      auto *w = reinterpret_cast<std::uint32_t *>(&keys[l]);
+      for (unsigned i = 0; i < STRATUS_FLOW_KEY_WORDS; ++i)
+        w[i] = round % 2 == 0 ? rng() : (i == 0 || i == 4 || i >= 8 ? rng() : 0);
+      if (l % 2 == 0) {
+        lanes.set_key(l, keys[l]);
+      } else {
+        keys[l].pad[0] = keys[l].pad[1] = keys[l].pad[2] = 0;
+        std::uint32_t ports;
+        std::memcpy(&ports, &keys[l].sport, 4);
+        std::fill(std::begin(keys[l].src) + 1, std::end(keys[l].src), 0u);
+        std::fill(std::begin(keys[l].dst) + 1, std::end(keys[l].dst), 0u);
+        lanes.set_v4(l, keys[l].src[0], keys[l].dst[0], keys[l].vrf, ports, keys[l].proto);
+      }
+    }
+    lanes.compute(seed);
+    for (unsigned l = 0; l < 8; ++l)
+      ASSERT_EQ(lanes.hash[l], stratus_flow_hash(&keys[l], seed)) << "round " << round;
+  }
+}
+
 TEST(FlowTable, IndexStaysConsistentUnderChurn) {
   // A model map checked against the table through random inserts, hits and
   // evictions in a small table (long probe chains, many backward shifts).
@@ -142,7 +237,7 @@ TEST(FlowTable, IndexStaysConsistentUnderChurn) {
   // Every entry still in the table is found with its own backend.
   std::uint32_t found = 0;
   t.for_each([&](const FlowEntry &e) {
-    const FlowEntry *f = t.find(e.key, e.hash);
+    const FlowEntry *f = t.find(e.key(), e.hash);
     EXPECT_EQ(f, &e);
     ++found;
     return true;

@@ -189,6 +189,42 @@ TEST(Pipeline, IdleFlowExpiresAndIsChosenAgain) {
   EXPECT_EQ(h.counters().services[0].new_flows.get(), 2u) << "idle too long: a new flow";
 }
 
+// A tenant VIP's flow entry keeps the VXLAN source port of its flow: the
+// packets after the first (table hits) leave with the fixture's bytes too.
+TEST(Pipeline, TenantVipHitsKeepTheFixtureBytes) {
+  Harness h;
+  h.install(gw());
+  const auto &step = packet("lb_tenant_vrf_via_vxlan");
+  for (std::uint64_t now = 0; now < 3; ++now) {
+    SCOPED_TRACE("packet " + std::to_string(now));
+    Output out = h.send(step.in_port, step.input, now);
+    ASSERT_EQ(out.verdict.action, Action::kForward);
+    EXPECT_EQ(fixtures::hex(out.bytes), fixtures::hex(step.output));
+  }
+  EXPECT_EQ(h.counters().flow_hits.get(), 2u);
+  EXPECT_EQ(h.counters().flow_misses.get(), 1u);
+}
+
+// Two packets of one new flow in one burst: the first records the flow,
+// the second finds it (stages keep the packets' order).
+TEST(Pipeline, NewFlowTwiceInOneBurst) {
+  for (const char *name : {"lb_underlay_vxlan_backend", "lb_tenant_vrf_via_vxlan"}) {
+    SCOPED_TRACE(name);
+    Harness h;
+    h.install(gw());
+    const auto &step = packet(name);
+    auto outs = h.send_burst(step.in_port, {step.input, step.input});
+    ASSERT_EQ(outs.size(), 2u);
+    for (const Output &out : outs) {
+      ASSERT_EQ(out.verdict.action, Action::kForward);
+      EXPECT_EQ(fixtures::hex(out.bytes), fixtures::hex(step.output));
+    }
+    EXPECT_EQ(h.counters().flow_misses.get(), 1u);
+    EXPECT_EQ(h.counters().flow_hits.get(), 1u);
+    EXPECT_EQ(h.flows().size(), 1u);
+  }
+}
+
 TEST(Pipeline, FlowLimitFromNodeTable) {
   Tables t = gw();
   t.node.flows.max_entries = 2;
