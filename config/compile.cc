@@ -1,6 +1,7 @@
 #include "config/compile.h"
 
-#include <set>
+#include <algorithm>
+#include <unordered_map>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -12,39 +13,127 @@ namespace stratus::config {
 namespace {
 
 // Hands out ids from `first` upward: ids from the previous tables first (for
-// keys that still exist), then the lowest free ids in config order.
-template <typename Key>
+// keys that still exist), then the lowest free ids in config order. Hashed
+// keys and a bitmap of used ids: a node has up to 262144 backends.
 class IdAllocator {
  public:
-  IdAllocator(std::uint32_t first, std::map<Key, std::uint32_t> previous)
+  IdAllocator(std::uint32_t first, std::unordered_map<std::string, std::uint32_t> previous)
       : next_(first), previous_(std::move(previous)) {}
 
   // Call keep() for every current key before any fresh().
-  void keep(const Key &key) {
+  void keep(const std::string &key) {
     auto it = previous_.find(key);
-    if (it != previous_.end() && it->second >= next_ && used_.insert(it->second).second) {
-      assigned_[key] = it->second;
-    }
+    if (it != previous_.end() && it->second >= next_ && mark_used(it->second))
+      assigned_.emplace(key, it->second);
   }
-  std::uint32_t id(const Key &key) {
+  std::uint32_t id(const std::string &key) {
     auto it = assigned_.find(key);
     if (it != assigned_.end())
       return it->second;
-    while (used_.count(next_))
+    while (next_ < used_.size() && used_[next_])
       ++next_;
-    used_.insert(next_);
-    assigned_[key] = next_;
+    mark_used(next_);
+    assigned_.emplace(key, next_);
     return next_;
   }
 
  private:
+  // False when `id` was used already.
+  bool mark_used(std::uint32_t id) {
+    if (id >= used_.size())
+      used_.resize(std::max<std::size_t>(id + 1, used_.size() * 2), false);
+    if (used_[id])
+      return false;
+    used_[id] = true;
+    return true;
+  }
+
   std::uint32_t next_;  // no free id below this one
-  std::map<Key, std::uint32_t> previous_;
-  std::map<Key, std::uint32_t> assigned_;
-  std::set<std::uint32_t> used_;
+  std::unordered_map<std::string, std::uint32_t> previous_;
+  std::unordered_map<std::string, std::uint32_t> assigned_;
+  std::vector<bool> used_;
 };
 
-using BackendKey = std::pair<std::string, std::string>;  // (service, backend)
+// Backend ids: a backend keeps its id when its service had a backend of the
+// same name; new backends take the lowest free ids, in config order. Found
+// through the previous service (backends usually keep their index), so the
+// cost is one probe per backend rather than a map of every backend.
+class BackendIds {
+ public:
+  // keep() every service (its previous tables, or nullptr) in order, then id().
+  void keep(const ServiceSpec &s, const Service *prev) {
+    std::vector<std::uint32_t> &ids = kept_.emplace_back(s.backends.size(), kNone);
+    if (!prev)
+      return;
+    std::unordered_map<std::string_view, std::uint32_t> by_name;  // built on a miss
+    for (std::size_t i = 0; i < s.backends.size(); ++i) {
+      const std::string &name = *s.backends[i].name;
+      const Backend *hit = nullptr;
+      if (i < prev->backends.size() && prev->backends[i].name == name) {
+        hit = &prev->backends[i];
+      } else {
+        if (by_name.empty()) {
+          for (const auto &b : prev->backends)
+            by_name.emplace(b.name, b.id);
+        }
+        auto it = by_name.find(name);
+        if (it != by_name.end() && mark_used(it->second))
+          ids[i] = it->second;
+        continue;
+      }
+      if (mark_used(hit->id))
+        ids[i] = hit->id;
+    }
+  }
+  // Service number `service` (in keep() order), backend index `i`.
+  std::uint32_t id(std::size_t service, std::size_t i) {
+    std::uint32_t &id = kept_[service][i];
+    if (id != kNone)
+      return id;
+    while (next_ < used_.size() && used_[next_])
+      ++next_;
+    mark_used(next_);
+    id = next_;
+    return id;
+  }
+
+ private:
+  static constexpr std::uint32_t kNone = UINT32_MAX;
+  bool mark_used(std::uint32_t id) {
+    if (id >= used_.size())
+      used_.resize(std::max<std::size_t>(id + 1, used_.size() * 2), false);
+    if (used_[id])
+      return false;
+    used_[id] = true;
+    return true;
+  }
+
+  std::vector<std::vector<std::uint32_t>> kept_;
+  std::vector<bool> used_;
+  std::uint32_t next_ = 0;
+};
+
+// The previous Maglev table of a service is still right when its inputs are
+// the same: the table size and, index by index, each backend's name and the
+// weight it takes slots with (lb::maglev_table is a pure function of them).
+bool same_maglev_inputs(const Service &prev, std::uint32_t maglev_size,
+                        const std::vector<lb::MaglevBackend> &weights) {
+  if (prev.maglev_size != maglev_size || prev.backends.size() != weights.size())
+    return false;
+  // An empty table is right only when no backend takes slots (prev may be a
+  // data plane's tables, read back at start-up: trust nothing else).
+  bool any_weight = std::any_of(weights.begin(), weights.end(),
+                                [](const lb::MaglevBackend &w) { return w.weight > 0; });
+  if (prev.maglev.size() != (any_weight ? maglev_size : 0u))
+    return false;
+  for (std::size_t i = 0; i < weights.size(); ++i) {
+    const Backend &b = prev.backends[i];
+    std::uint32_t w = b.state == BackendState::kActive ? b.weight : 0u;
+    if (b.name != weights[i].name || w != weights[i].weight)
+      return false;
+  }
+  return true;
+}
 
 }  // namespace
 
@@ -54,15 +143,14 @@ Tables compile(const Config &config, const std::string &node_name, const Tables 
     throw std::invalid_argument("compile: no node named \"" + node_name + "\"");
   const std::string &region = *node->region;
 
-  std::map<std::string, std::uint32_t> prev_vrfs, prev_services;
-  std::map<BackendKey, std::uint32_t> prev_backends;
+  std::unordered_map<std::string, std::uint32_t> prev_vrfs, prev_services;
+  std::unordered_map<std::string, const Service *> prev_service;
   if (previous) {
     for (const auto &v : previous->vrfs)
       prev_vrfs[v.tenant] = v.id;
     for (const auto &s : previous->services) {
       prev_services[s.name] = s.id;
-      for (const auto &b : s.backends)
-        prev_backends[{s.name, b.name}] = b.id;
+      prev_service[s.name] = &s;
     }
   }
 
@@ -83,10 +171,11 @@ Tables compile(const Config &config, const std::string &node_name, const Tables 
   n.flows.udp_timeout_s = *config.flows.udp_timeout_s;
 
   // Table 3: every tenant is a VRF on every node, with its VNI in this region.
-  IdAllocator<std::string> vrf_ids(1, prev_vrfs);
+  IdAllocator vrf_ids(1, std::move(prev_vrfs));
   for (const auto &tenant : config.tenants)
     vrf_ids.keep(*tenant.name);
-  std::map<std::string, std::uint32_t> vrf_of;
+  std::unordered_map<std::string, std::uint32_t> vrf_of;
+  std::unordered_map<std::string, const TenantSpec *> tenant_spec;
   // compile() expects a validated config; a dangling reference (a config
   // edited in code and not validated again) is a precondition failure.
   auto unresolved = [](const std::string &what, const std::string &name) {
@@ -107,6 +196,7 @@ Tables compile(const Config &config, const std::string &node_name, const Tables 
     for (const auto &g : tenant.gateways)
       v.gateways.push_back(*g);
     vrf_of[v.tenant] = v.id;
+    tenant_spec.emplace(v.tenant, &tenant);
     t.vrfs.push_back(std::move(v));
   }
 
@@ -133,6 +223,10 @@ Tables compile(const Config &config, const std::string &node_name, const Tables 
   }
 
   // Table 4: the routes this node installs (docs/config.md, "routes").
+  std::size_t route_count = 0;
+  for (const auto &tenant : config.tenants)
+    route_count += tenant.routes.size();
+  t.routes.reserve(route_count);
   for (const auto &tenant : config.tenants) {
     std::uint32_t vrf = vrf_id(*tenant.name);
     for (const auto &r : tenant.routes) {
@@ -185,13 +279,14 @@ Tables compile(const Config &config, const std::string &node_name, const Tables 
     if (s.in_region(region))
       services.push_back(&s);
   }
-  IdAllocator<std::string> service_ids(0, prev_services);
-  IdAllocator<BackendKey> backend_ids(0, prev_backends);
+  IdAllocator service_ids(0, std::move(prev_services));
+  BackendIds backend_ids;
   for (const ServiceSpec *s : services) {
     service_ids.keep(*s->name);
-    for (const auto &b : s->backends)
-      backend_ids.keep({*s->name, *b.name});
+    auto prev = prev_service.find(*s->name);
+    backend_ids.keep(*s, prev == prev_service.end() ? nullptr : prev->second);
   }
+  std::size_t service_number = 0;
   for (const ServiceSpec *s : services) {
     Service svc;
     svc.id = service_ids.id(*s->name);
@@ -204,16 +299,19 @@ Tables compile(const Config &config, const std::string &node_name, const Tables 
     svc.hash_flags = *s->hash;
     svc.mode = *s->mode;
     std::vector<lb::MaglevBackend> weights;
-    for (const auto &b : s->backends) {
+    weights.reserve(s->backends.size());
+    svc.backends.reserve(s->backends.size());
+    for (std::size_t bi = 0; bi < s->backends.size(); ++bi) {
+      const BackendSpec &b = s->backends[bi];
       Backend be;
-      be.id = backend_ids.id({*s->name, *b.name});
+      be.id = backend_ids.id(service_number, bi);
       be.name = *b.name;
       be.addr = *b.address;
       be.weight = *b.weight;
       be.state = *b.state;
       if (b.tenant.set()) {
         be.vrf = vrf_id(*b.tenant);
-        const TenantSpec *tenant = config.find_tenant(*b.tenant);
+        const TenantSpec *tenant = tenant_spec.at(*b.tenant);
         be.encap = Encap::kVxlan;
         be.tunnel_dst = *b.vtep;
         be.vni = b.region.set() ? tenant->vni_in(*b.region) : *tenant->vni;
@@ -228,8 +326,15 @@ Tables compile(const Config &config, const std::string &node_name, const Tables 
       weights.push_back({be.name, be.state == BackendState::kActive ? be.weight : 0u});
       svc.backends.push_back(std::move(be));
     }
-    svc.maglev = lb::maglev_table(weights, svc.maglev_size);
+    // Only services whose Maglev inputs changed pay for a new table.
+    auto prev = prev_service.find(svc.name);
+    if (prev != prev_service.end() && same_maglev_inputs(*prev->second, svc.maglev_size, weights)) {
+      svc.maglev = prev->second->maglev;
+    } else {
+      svc.maglev = lb::maglev_table(weights, svc.maglev_size);
+    }
     t.services.push_back(std::move(svc));
+    ++service_number;
   }
 
   canonicalize(t);

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -205,22 +206,23 @@ bool service_less(const Service &a, const Service &b) {
   return a.id < b.id;
 }
 
-bool is_canonical(const Tables &t) {
-  return std::is_sorted(t.node.ports.begin(), t.node.ports.end(), port_less) &&
-         std::is_sorted(t.nexthops.begin(), t.nexthops.end(), nexthop_less) &&
-         std::is_sorted(t.vrfs.begin(), t.vrfs.end(), vrf_less) &&
-         std::is_sorted(t.routes.begin(), t.routes.end(), route_less) &&
-         std::is_sorted(t.services.begin(), t.services.end(), service_less);
+// Sorting an already sorted table still costs n log n comparisons; the
+// tables on the apply path are canonical but for the few entries a delta
+// added.
+template <typename T, typename Less>
+void sort_table(std::vector<T> &v, Less less) {
+  if (!std::is_sorted(v.begin(), v.end(), less))
+    std::sort(v.begin(), v.end(), less);
 }
 
 }  // namespace
 
 void canonicalize(Tables &t) {
-  std::sort(t.node.ports.begin(), t.node.ports.end(), port_less);
-  std::sort(t.nexthops.begin(), t.nexthops.end(), nexthop_less);
-  std::sort(t.vrfs.begin(), t.vrfs.end(), vrf_less);
-  std::sort(t.routes.begin(), t.routes.end(), route_less);
-  std::sort(t.services.begin(), t.services.end(), service_less);
+  sort_table(t.node.ports, port_less);
+  sort_table(t.nexthops, nexthop_less);
+  sort_table(t.vrfs, vrf_less);
+  sort_table(t.routes, route_less);
+  sort_table(t.services, service_less);
 }
 
 // ---------------------------------------------------------------- checks
@@ -244,6 +246,29 @@ class Errors {
 std::string quoted(const std::string &s) {
   return "\"" + s + "\"";
 }
+
+// A set of ids: a bitmap below `bound` (the valid ids), a std::set above it
+// (ids that are errors anyway, but still count as known).
+class IdSet {
+ public:
+  explicit IdSet(std::uint32_t bound) : bits_(bound, false) {}
+  bool insert(std::uint32_t id) {  // false: already there
+    if (id < bits_.size()) {
+      if (bits_[id])
+        return false;
+      bits_[id] = true;
+      return true;
+    }
+    return large_.insert(id).second;
+  }
+  bool contains(std::uint32_t id) const {
+    return id < bits_.size() ? bits_[id] : large_.count(id) > 0;
+  }
+
+ private:
+  std::vector<bool> bits_;
+  std::set<std::uint32_t> large_;
+};
 
 }  // namespace
 
@@ -269,32 +294,34 @@ std::vector<std::string> check(const Tables &t) {
   if (n.ports.size() > kMaxPorts)
     err.add("node.ports", "more than ", std::to_string(kMaxPorts));
 
-  std::set<std::uint32_t> vrf_ids;
+  IdSet vrf_ids(kMaxVrfs);
   std::set<std::uint32_t> vnis;
   for (std::size_t i = 0; i < t.vrfs.size(); ++i) {
     const Vrf &v = t.vrfs[i];
-    std::string where = "vrfs[" + std::to_string(i) + "] (" + v.tenant + ")";
+    // Built only for a message: building it for each of 100k entries is
+    // most of what a clean check would cost.
+    auto where = [&] { return "vrfs[" + std::to_string(i) + "] (" + v.tenant + ")"; };
     if (v.id == kUnderlayVrf || v.id >= kMaxVrfs) {
-      err.add(where, "id ", std::to_string(v.id), " outside 1..", std::to_string(kMaxVrfs - 1));
+      err.add(where(), "id ", std::to_string(v.id), " outside 1..", std::to_string(kMaxVrfs - 1));
     }
-    if (!vrf_ids.insert(v.id).second)
-      err.add(where, "duplicate id ", std::to_string(v.id));
+    if (!vrf_ids.insert(v.id))
+      err.add(where(), "duplicate id ", std::to_string(v.id));
     if (v.vni > kMaxVni)
-      err.add(where, "VNI ", std::to_string(v.vni), " exceeds 24 bits");
+      err.add(where(), "VNI ", std::to_string(v.vni), " exceeds 24 bits");
     if (!vnis.insert(v.vni).second)
-      err.add(where, "duplicate VNI ", std::to_string(v.vni));
+      err.add(where(), "duplicate VNI ", std::to_string(v.vni));
   }
 
   std::map<std::string, const Port *> ports;
   for (std::size_t i = 0; i < n.ports.size(); ++i) {
     const Port &p = n.ports[i];
-    std::string where = "node.ports[" + std::to_string(i) + "]";
+    auto where = [&] { return "node.ports[" + std::to_string(i) + "]"; };
     if (p.name.empty())
-      err.add(where, "name is empty");
+      err.add(where(), "name is empty");
     if (!ports.emplace(p.name, &p).second)
-      err.add(where, "duplicate port ", quoted(p.name));
-    if (p.role == PortRole::kTenant && !vrf_ids.count(p.vrf)) {
-      err.add(where, "tenant port ", quoted(p.name), " bound to unknown VRF ",
+      err.add(where(), "duplicate port ", quoted(p.name));
+    if (p.role == PortRole::kTenant && !vrf_ids.contains(p.vrf)) {
+      err.add(where(), "tenant port ", quoted(p.name), " bound to unknown VRF ",
               std::to_string(p.vrf));
     }
   }
@@ -302,53 +329,62 @@ std::vector<std::string> check(const Tables &t) {
   std::set<IpAddress> remotes;
   for (std::size_t i = 0; i < t.nexthops.size(); ++i) {
     const NextHop &h = t.nexthops[i];
-    std::string where = "nexthops[" + std::to_string(i) + "] (" +
-                        (h.remote.empty() ? std::string("default") : h.remote.str()) + ")";
+    auto where = [&] {
+      return "nexthops[" + std::to_string(i) + "] (" +
+             (h.remote.empty() ? std::string("default") : h.remote.str()) + ")";
+    };
     if (!remotes.insert(h.remote).second)
-      err.add(where, "duplicate next hop");
+      err.add(where(), "duplicate next hop");
     auto p = ports.find(h.port);
     if (p == ports.end()) {
-      err.add(where, "unknown port ", quoted(h.port));
+      err.add(where(), "unknown port ", quoted(h.port));
     } else if (p->second->role != PortRole::kUnderlay) {
-      err.add(where, "port ", quoted(h.port), " is not an underlay port");
+      err.add(where(), "port ", quoted(h.port), " is not an underlay port");
     }
     if (h.dst_mac.is_zero())
-      err.add(where, "destination MAC is zero");
+      err.add(where(), "destination MAC is zero");
   }
 
+  // Canonical routes are sorted by key: a duplicate is its predecessor's twin.
+  bool routes_sorted = std::is_sorted(t.routes.begin(), t.routes.end(), route_less);
   std::set<std::pair<std::uint32_t, IpPrefix>> route_keys;
   for (std::size_t i = 0; i < t.routes.size(); ++i) {
     const Route &r = t.routes[i];
-    std::string where = "routes[" + std::to_string(i) + "] (vrf " + std::to_string(r.vrf) + ", " +
-                        r.prefix.str() + ")";
-    if (!vrf_ids.count(r.vrf))
-      err.add(where, "unknown VRF ", std::to_string(r.vrf));
+    auto where = [&] {
+      return "routes[" + std::to_string(i) + "] (vrf " + std::to_string(r.vrf) + ", " +
+             r.prefix.str() + ")";
+    };
+    if (!vrf_ids.contains(r.vrf))
+      err.add(where(), "unknown VRF ", std::to_string(r.vrf));
     if (r.prefix.addr.empty())
-      err.add(where, "prefix has no address");
+      err.add(where(), "prefix has no address");
     if (r.prefix.canonical() != r.prefix)
-      err.add(where, "prefix has host bits set");
+      err.add(where(), "prefix has host bits set");
     if (r.prefix.len > r.prefix.addr.bit_width())
-      err.add(where, "prefix length too long");
-    if (!route_keys.insert({r.vrf, r.prefix}).second)
-      err.add(where, "duplicate route");
+      err.add(where(), "prefix length too long");
+    bool duplicate =
+        routes_sorted ? i > 0 && t.routes[i - 1].vrf == r.vrf && t.routes[i - 1].prefix == r.prefix
+                      : !route_keys.insert({r.vrf, r.prefix}).second;
+    if (duplicate)
+      err.add(where(), "duplicate route");
     switch (r.kind) {
       case RouteKind::kRemote:
         if (r.vtep.empty())
-          err.add(where, "remote route without a VTEP");
+          err.add(where(), "remote route without a VTEP");
         if (r.vni_out > kMaxVni)
-          err.add(where, "vni_out exceeds 24 bits");
+          err.add(where(), "vni_out exceeds 24 bits");
         if (r.dst_mac.is_zero())
-          err.add(where, "remote route without an inner destination MAC");
+          err.add(where(), "remote route without an inner destination MAC");
         break;
       case RouteKind::kLocal: {
         auto p = ports.find(r.port);
         if (p == ports.end()) {
-          err.add(where, "unknown port ", quoted(r.port));
+          err.add(where(), "unknown port ", quoted(r.port));
         } else if (p->second->role != PortRole::kTenant || p->second->vrf != r.vrf) {
-          err.add(where, "port ", quoted(r.port), " is not a tenant port of this VRF");
+          err.add(where(), "port ", quoted(r.port), " is not a tenant port of this VRF");
         }
         if (r.dst_mac.is_zero())
-          err.add(where, "local route without a destination MAC");
+          err.add(where(), "local route without a destination MAC");
         break;
       }
       case RouteKind::kBlackhole:
@@ -356,62 +392,64 @@ std::vector<std::string> check(const Tables &t) {
     }
   }
 
-  std::set<std::uint32_t> service_ids;
-  std::set<std::uint32_t> backend_ids;
+  IdSet service_ids(kMaxServices);
+  IdSet backend_ids(kMaxBackends);
   std::set<std::tuple<std::uint32_t, IpAddress, std::uint8_t, std::uint16_t>> service_keys;
   for (std::size_t i = 0; i < t.services.size(); ++i) {
     const Service &s = t.services[i];
-    std::string where = "services[" + std::to_string(i) + "] (" + s.name + ")";
+    auto where = [&] { return "services[" + std::to_string(i) + "] (" + s.name + ")"; };
     if (s.id >= kMaxServices)
-      err.add(where, "id ", std::to_string(s.id), " too large");
-    if (!service_ids.insert(s.id).second)
-      err.add(where, "duplicate id ", std::to_string(s.id));
-    if (s.vrf != kUnderlayVrf && !vrf_ids.count(s.vrf)) {
-      err.add(where, "unknown VRF ", std::to_string(s.vrf));
+      err.add(where(), "id ", std::to_string(s.id), " too large");
+    if (!service_ids.insert(s.id))
+      err.add(where(), "duplicate id ", std::to_string(s.id));
+    if (s.vrf != kUnderlayVrf && !vrf_ids.contains(s.vrf)) {
+      err.add(where(), "unknown VRF ", std::to_string(s.vrf));
     }
     if (s.vip.empty())
-      err.add(where, "no VIP");
+      err.add(where(), "no VIP");
     if (s.proto != 6 && s.proto != 17)
-      err.add(where, "protocol ", std::to_string(s.proto), " is not TCP or UDP");
+      err.add(where(), "protocol ", std::to_string(s.proto), " is not TCP or UDP");
     if (!service_keys.insert({s.vrf, s.vip, s.proto, s.port}).second) {
-      err.add(where, "duplicate VIP ", s.vip.str(), ":", std::to_string(s.port));
+      err.add(where(), "duplicate VIP ", s.vip.str(), ":", std::to_string(s.port));
     }
     if (!lb::is_prime(s.maglev_size) || s.maglev_size > kMaxMaglevSize) {
-      err.add(where, "Maglev size ", std::to_string(s.maglev_size), " is not a prime up to ",
+      err.add(where(), "Maglev size ", std::to_string(s.maglev_size), " is not a prime up to ",
               std::to_string(kMaxMaglevSize));
     }
     if (s.backends.size() > kMaxBackendsPerService)
-      err.add(where, "too many backends");
+      err.add(where(), "too many backends");
     if (s.hash_flags & ~0x1fu)
-      err.add(where, "unknown hash flags");
+      err.add(where(), "unknown hash flags");
     for (std::size_t j = 0; j < s.backends.size(); ++j) {
       const Backend &b = s.backends[j];
-      std::string bwhere = where + ".backends[" + std::to_string(j) + "] (" + b.name + ")";
+      auto bwhere = [&] {
+        return where() + ".backends[" + std::to_string(j) + "] (" + b.name + ")";
+      };
       if (b.id >= kMaxBackends)
-        err.add(bwhere, "id ", std::to_string(b.id), " too large");
-      if (!backend_ids.insert(b.id).second)
-        err.add(bwhere, "duplicate id ", std::to_string(b.id));
-      if (b.vrf != kUnderlayVrf && !vrf_ids.count(b.vrf)) {
-        err.add(bwhere, "unknown VRF ", std::to_string(b.vrf));
+        err.add(bwhere(), "id ", std::to_string(b.id), " too large");
+      if (!backend_ids.insert(b.id))
+        err.add(bwhere(), "duplicate id ", std::to_string(b.id));
+      if (b.vrf != kUnderlayVrf && !vrf_ids.contains(b.vrf)) {
+        err.add(bwhere(), "unknown VRF ", std::to_string(b.vrf));
       }
       if (b.addr.empty())
-        err.add(bwhere, "no address");
+        err.add(bwhere(), "no address");
       if (b.tunnel_dst.empty())
-        err.add(bwhere, "no tunnel destination");
+        err.add(bwhere(), "no tunnel destination");
       if (b.encap == Encap::kVxlan && b.vni > kMaxVni)
-        err.add(bwhere, "VNI exceeds 24 bits");
+        err.add(bwhere(), "VNI exceeds 24 bits");
       if (b.encap == Encap::kVxlan && b.inner_dst_mac.is_zero()) {
-        err.add(bwhere, "VXLAN backend without an inner destination MAC");
+        err.add(bwhere(), "VXLAN backend without an inner destination MAC");
       }
     }
     if (!s.maglev.empty()) {
       if (s.maglev.size() != s.maglev_size) {
-        err.add(where, "Maglev table has ", std::to_string(s.maglev.size()), " slots, expected ",
+        err.add(where(), "Maglev table has ", std::to_string(s.maglev.size()), " slots, expected ",
                 std::to_string(s.maglev_size));
       }
       for (std::uint32_t slot : s.maglev) {
         if (slot >= s.backends.size()) {
-          err.add(where, "Maglev slot refers to backend ", std::to_string(slot), " of ",
+          err.add(where(), "Maglev slot refers to backend ", std::to_string(slot), " of ",
                   std::to_string(s.backends.size()));
           break;
         }
@@ -419,6 +457,44 @@ std::vector<std::string> check(const Tables &t) {
     }
   }
   return err.take();
+}
+
+bool check_changed(const Tables &t, const std::vector<std::size_t> &routes,
+                   const std::vector<std::size_t> &services) {
+  // The changed entries with everything they refer to (node, ports, VRFs:
+  // small) through check() itself, so the rules live in one place...
+  Tables probe;
+  probe.node = t.node;
+  probe.nexthops = t.nexthops;
+  probe.vrfs = t.vrfs;
+  for (std::size_t i : routes) {
+    if (i >= t.routes.size())
+      return false;
+    probe.routes.push_back(t.routes[i]);
+  }
+  for (std::size_t i : services) {
+    if (i >= t.services.size())
+      return false;
+    probe.services.push_back(t.services[i]);
+  }
+  if (!check(probe).empty())
+    return false;
+  // ...then what is unique across every service: ids, VIP keys, backend ids.
+  std::set<std::uint32_t> service_ids;
+  std::set<std::tuple<std::uint32_t, IpAddress, std::uint8_t, std::uint16_t>> keys;
+  std::vector<bool> backend_ids(kMaxBackends, false);
+  for (const auto &s : t.services) {
+    if (!service_ids.insert(s.id).second || !keys.insert({s.vrf, s.vip, s.proto, s.port}).second)
+      return false;
+    for (const auto &b : s.backends) {
+      if (b.id >= kMaxBackends || backend_ids[b.id])
+        return false;
+      backend_ids[b.id] = true;
+    }
+  }
+  // Route keys are unique by construction (an upsert replaces by key), and
+  // an unchanged route depends only on the unchanged node and VRFs.
+  return true;
 }
 
 // ---------------------------------------------------------------- digest
@@ -429,6 +505,7 @@ namespace {
 // not a cryptographic hash.
 class Digest {
  public:
+  explicit Digest(std::uint64_t tag) { u64(tag); }
   void u64(std::uint64_t v) {
     h_ ^= v + 0x9e3779b97f4a7c15ull + (h_ << 6) + (h_ >> 2);
     h_ *= 0xff51afd7ed558ccdull;
@@ -436,8 +513,15 @@ class Digest {
   }
   void str(const std::string &s) {
     u64(s.size());
-    for (char c : s)
-      u64(static_cast<unsigned char>(c));
+    std::size_t i = 0;
+    for (; i + 8 <= s.size(); i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, s.data() + i, 8);
+      u64(w);
+    }
+    std::uint64_t tail = 0;
+    std::memcpy(&tail, s.data() + i, s.size() - i);
+    u64(tail);
   }
   void ip(const IpAddress &a) {
     u64(static_cast<std::uint64_t>(a.family));
@@ -451,25 +535,52 @@ class Digest {
     std::memcpy(&w, m.bytes.data(), 6);
     u64(w);
   }
-  std::uint64_t value() const { return h_; }
+  // A Maglev table: four independent multiply-rotate lanes over 8-byte
+  // words (the tables are most of the bytes), folded in at the end.
+  void words(const std::vector<std::uint32_t> &v) {
+    u64(v.size());
+    constexpr std::uint64_t k = 0x9fb21c651e98df25ull;
+    std::uint64_t lane[4] = {1, 2, 3, 4};
+    const std::uint32_t *p = v.data();
+    std::size_t n = v.size(), i = 0;
+    for (; i + 8 <= n; i += 8) {
+      for (int l = 0; l < 4; ++l) {
+        std::uint64_t w;
+        std::memcpy(&w, p + i + 2 * l, 8);
+        lane[l] = std::rotl((lane[l] ^ w) * k, 29);
+      }
+    }
+    for (int l = 0; l < 4; ++l)
+      u64(lane[l]);
+    for (; i < n; ++i)
+      u64(p[i]);
+  }
+  // The entry's hash, avalanched so that sums of similar entries do not
+  // cancel out.
+  std::uint64_t value() const {
+    std::uint64_t h = h_;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h;
+  }
 
  private:
   std::uint64_t h_ = 0xcbf29ce484222325ull;
 };
 
+// One tag per table, so that equal bytes in two tables hash apart.
+enum : std::uint64_t { kNodeTag = 1, kNextHopTag, kVrfTag, kRouteTag, kServiceTag };
+
 }  // namespace
 
-std::uint64_t digest(const Tables &input) {
-  // Tables on the apply path are already canonical: digest them in place
-  // rather than copying every Maglev table to sort a copy.
-  if (!is_canonical(input)) {
-    Tables copy = input;
-    canonicalize(copy);
-    return digest(copy);
+std::uint64_t entry_digest(const NodeTable &n) {
+  if (!std::is_sorted(n.ports.begin(), n.ports.end(), port_less)) {
+    NodeTable copy = n;
+    std::sort(copy.ports.begin(), copy.ports.end(), port_less);
+    return entry_digest(copy);
   }
-  const Tables &t = input;
-  Digest d;
-  const NodeTable &n = t.node;
+  Digest d(kNodeTag);
   d.str(n.name);
   d.u64(static_cast<std::uint64_t>(n.kind));
   d.u64(n.vteps.size());
@@ -489,67 +600,127 @@ std::uint64_t digest(const Tables &input) {
     d.mac(p.mac);
     d.u64(p.vrf);
   }
-  d.u64(t.nexthops.size());
-  for (const auto &h : t.nexthops) {
-    d.ip(h.remote);
-    d.str(h.port);
-    d.mac(h.dst_mac);
-    d.mac(h.src_mac);
-  }
-  d.u64(t.vrfs.size());
-  for (const auto &v : t.vrfs) {
-    d.u64(v.id);
-    d.u64(v.vni);
-    d.str(v.tenant);
-    d.u64(v.gateways.size());
-    for (const auto &g : v.gateways)
-      d.ip(g);
-  }
-  d.u64(t.routes.size());
-  for (const auto &r : t.routes) {
-    d.u64(r.vrf);
-    d.ip(r.prefix.addr);
-    d.u64(r.prefix.len);
-    d.u64(static_cast<std::uint64_t>(r.kind));
-    d.ip(r.vtep);
-    d.u64(r.vni_out);
-    d.str(r.port);
-    d.mac(r.dst_mac);
-  }
-  d.u64(t.services.size());
-  for (const auto &s : t.services) {
-    d.u64(s.id);
-    d.str(s.name);
-    d.u64(s.vrf);
-    d.ip(s.vip);
-    d.u64(s.proto);
-    d.u64(s.port);
-    d.u64(s.maglev_size);
-    d.u64(s.hash_flags);
-    d.u64(static_cast<std::uint64_t>(s.mode));
-    d.u64(s.backends.size());
-    for (const auto &b : s.backends) {
-      d.u64(b.id);
-      d.str(b.name);
-      d.ip(b.addr);
-      d.u64(b.vrf);
-      d.u64(b.weight);
-      d.u64(static_cast<std::uint64_t>(b.state));
-      d.u64(static_cast<std::uint64_t>(b.encap));
-      d.ip(b.tunnel_dst);
-      d.u64(b.vni);
-      d.mac(b.inner_dst_mac);
-    }
-    d.u64(s.maglev.size());
-    // Two slots per step: the Maglev tables dominate the digest's cost.
-    std::size_t i = 0;
-    for (; i + 1 < s.maglev.size(); i += 2) {
-      d.u64(static_cast<std::uint64_t>(s.maglev[i]) << 32 | s.maglev[i + 1]);
-    }
-    if (i < s.maglev.size())
-      d.u64(s.maglev[i]);
-  }
   return d.value();
+}
+
+std::uint64_t entry_digest(const NextHop &h) {
+  Digest d(kNextHopTag);
+  d.ip(h.remote);
+  d.str(h.port);
+  d.mac(h.dst_mac);
+  d.mac(h.src_mac);
+  return d.value();
+}
+
+std::uint64_t entry_digest(const Vrf &v) {
+  Digest d(kVrfTag);
+  d.u64(v.id);
+  d.u64(v.vni);
+  d.str(v.tenant);
+  d.u64(v.gateways.size());
+  for (const auto &g : v.gateways)
+    d.ip(g);
+  return d.value();
+}
+
+std::uint64_t entry_digest(const Route &r) {
+  Digest d(kRouteTag);
+  d.u64(r.vrf);
+  d.ip(r.prefix.addr);
+  d.u64(r.prefix.len);
+  d.u64(static_cast<std::uint64_t>(r.kind));
+  d.ip(r.vtep);
+  d.u64(r.vni_out);
+  d.str(r.port);
+  d.mac(r.dst_mac);
+  return d.value();
+}
+
+std::uint64_t entry_digest(const Service &s) {
+  Digest d(kServiceTag);
+  d.u64(s.id);
+  d.str(s.name);
+  d.u64(s.vrf);
+  d.ip(s.vip);
+  d.u64(s.proto);
+  d.u64(s.port);
+  d.u64(s.maglev_size);
+  d.u64(s.hash_flags);
+  d.u64(static_cast<std::uint64_t>(s.mode));
+  d.u64(s.backends.size());
+  for (const auto &b : s.backends) {
+    d.u64(b.id);
+    d.str(b.name);
+    d.ip(b.addr);
+    d.u64(b.vrf);
+    d.u64(b.weight);
+    d.u64(static_cast<std::uint64_t>(b.state));
+    d.u64(static_cast<std::uint64_t>(b.encap));
+    d.ip(b.tunnel_dst);
+    d.u64(b.vni);
+    d.mac(b.inner_dst_mac);
+  }
+  d.words(s.maglev);
+  return d.value();
+}
+
+std::uint64_t digest(const Tables &t) {
+  // A sum: independent of the order of every table, and updatable entry by
+  // entry (see tables.h).
+  std::uint64_t sum = entry_digest(t.node);
+  for (const auto &h : t.nexthops)
+    sum += entry_digest(h);
+  for (const auto &v : t.vrfs)
+    sum += entry_digest(v);
+  for (const auto &r : t.routes)
+    sum += entry_digest(r);
+  for (const auto &s : t.services)
+    sum += entry_digest(s);
+  return sum;
+}
+
+namespace {
+
+// Adds to `d` what turns the digest of `from` into that of `to`; false when
+// a table is not strictly sorted by `less` (no merge walk possible).
+template <typename T, typename Less>
+bool digest_walk(const std::vector<T> &from, const std::vector<T> &to, Less less,
+                 std::uint64_t &d) {
+  auto strictly_sorted = [&](const std::vector<T> &v) {
+    return std::adjacent_find(v.begin(), v.end(),
+                              [&](const T &a, const T &b) { return !less(a, b); }) == v.end();
+  };
+  if (!strictly_sorted(from) || !strictly_sorted(to))
+    return false;
+  std::size_t i = 0, j = 0;
+  while (i < from.size() || j < to.size()) {
+    if (j == to.size() || (i < from.size() && less(from[i], to[j]))) {
+      d -= entry_digest(from[i++]);
+    } else if (i == from.size() || less(to[j], from[i])) {
+      d += entry_digest(to[j++]);
+    } else {
+      if (!(from[i] == to[j]))
+        d += entry_digest(to[j]) - entry_digest(from[i]);
+      ++i;
+      ++j;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::uint64_t digest_update(const Tables &from, std::uint64_t from_digest, const Tables &to) {
+  std::uint64_t d = from_digest;
+  if (!(from.node == to.node))
+    d += entry_digest(to.node) - entry_digest(from.node);
+  if (!digest_walk(from.nexthops, to.nexthops, nexthop_less, d) ||
+      !digest_walk(from.vrfs, to.vrfs, vrf_less, d) ||
+      !digest_walk(from.routes, to.routes, route_less, d) ||
+      !digest_walk(from.services, to.services, service_less, d)) {
+    return digest(to);
+  }
+  return d;
 }
 
 std::string digest_hex(std::uint64_t v) {

@@ -218,9 +218,32 @@ void canonicalize(Tables &t);
 // Empty when the tables are consistent.
 std::vector<std::string> check(const Tables &t);
 
-// A 64-bit digest of the canonical form of the tables; the control daemon
-// and every data plane compute it alike and compare after each push.
+// check() for tables that passed check() and then had only the routes and
+// services at these indexes replaced or added (the node, next hops and VRFs
+// unchanged; deleting a route or a service cannot break the others): true
+// when check(t) is empty, at a cost in the changed entries plus one pass over
+// the services' keys and backend ids. false means "run check(t)" (for its
+// messages), not necessarily that something is wrong.
+bool check_changed(const Tables &t, const std::vector<std::size_t> &routes,
+                   const std::vector<std::size_t> &services);
+
+// A 64-bit digest of the tables' contents, whatever the order of each table;
+// the control daemon and every data plane compute it alike and compare after
+// each push. It is the sum (mod 2^64) of one entry_digest() per entry (the
+// node table, each next hop, VRF, route and service with its backends and
+// Maglev table), so a side that replaces k entries updates it in O(k):
+// digest - entry_digest(old) + entry_digest(new).
 std::uint64_t digest(const Tables &t);
+std::uint64_t entry_digest(const NodeTable &n);
+std::uint64_t entry_digest(const NextHop &h);
+std::uint64_t entry_digest(const Vrf &v);
+std::uint64_t entry_digest(const Route &r);
+std::uint64_t entry_digest(const Service &s);
+// digest(to) from digest(from) (`from_digest`): only the entries that differ
+// are hashed (a merge walk when both are canonical, else digest(to)), so a
+// small change costs a comparison of the tables rather than a hash of all
+// of them.
+std::uint64_t digest_update(const Tables &from, std::uint64_t from_digest, const Tables &to);
 std::string digest_hex(std::uint64_t d);
 
 }  // namespace stratus

@@ -13,7 +13,9 @@
 #include <set>
 #include <sstream>
 #include <tuple>
+#include <unordered_map>
 
+#include "config/yaml_tree.h"
 #include "lb/flow_hash.h"
 #include "lb/prime.h"
 
@@ -135,29 +137,29 @@ class Loader {
   Loader(std::shared_ptr<const std::string> file, Sink &sink)
       : file_(std::move(file)), sink_(sink) {}
 
-  Config load(const YAML::Node &root);
+  Config load(const YamlNode &root);
 
  private:
-  using Handler = std::function<void(const YAML::Node &, const std::string &)>;
+  using Handler = std::function<void(const YamlNode &, const std::string &)>;
   struct Key {
     std::string_view name;
     Handler read;
   };
 
-  SourcePos pos(const YAML::Node &n) const {
+  SourcePos pos(const YamlNode &n) const {
     SourcePos p;
     p.file = file_;
-    YAML::Mark m = n.Mark();
+    YamlMark m = n.Mark();
     if (!m.is_null()) {
       p.line = m.line + 1;
       p.column = m.column + 1;
     }
     return p;
   }
-  void error(const YAML::Node &n, const std::string &path, std::string message) {
+  void error(const YamlNode &n, const std::string &path, std::string message) {
     sink_.error(pos(n), path, std::move(message));
   }
-  static std::string describe(const YAML::Node &n) {
+  static std::string describe(const YamlNode &n) {
     if (n.IsSequence())
       return "a list";
     if (n.IsMap())
@@ -169,19 +171,19 @@ class Loader {
 
   // Walks a mapping, dispatching each key to its reader; unknown and
   // repeated keys are errors. Returns false when `n` is not a mapping.
-  bool map(const YAML::Node &n, const std::string &path, const std::vector<Key> &keys);
+  bool map(const YamlNode &n, const std::string &path, const std::vector<Key> &keys);
   // Calls each(item, path[i]) for every item of a list.
-  bool list(const YAML::Node &n, const std::string &path,
-            const std::function<void(const YAML::Node &, const std::string &)> &each);
+  bool list(const YamlNode &n, const std::string &path,
+            const std::function<void(const YamlNode &, const std::string &)> &each);
   // Reports a required key that map() did not see.
   template <typename T>
-  void require(const Field<T> &f, const YAML::Node &parent, const std::string &path) {
+  void require(const Field<T> &f, const YamlNode &parent, const std::string &path) {
     if (f.state == Field<T>::State::kAbsent)
       error(parent, path, "required key is missing");
   }
 
   template <typename T>
-  bool scalar(Field<T> &f, const YAML::Node &n, const std::string &path, std::string_view what) {
+  bool scalar(Field<T> &f, const YamlNode &n, const std::string &path, std::string_view what) {
     if (n.IsScalar())
       return true;
     error(n, path, "expected " + std::string(what) + ", got " + describe(n));
@@ -190,20 +192,20 @@ class Loader {
     return false;
   }
   template <typename T>
-  void invalid(Field<T> &f, const YAML::Node &n, const std::string &path, std::string message) {
+  void invalid(Field<T> &f, const YamlNode &n, const std::string &path, std::string message) {
     error(n, path, std::move(message));
     f.state = Field<T>::State::kInvalid;
     f.pos = pos(n);
   }
 
-  void read_string(Field<std::string> &f, const YAML::Node &n, const std::string &path) {
+  void read_string(Field<std::string> &f, const YamlNode &n, const std::string &path) {
     if (!scalar(f, n, path, "a string"))
       return;
     if (n.Scalar().empty())
       return invalid(f, n, path, "must not be empty");
     f.assign(n.Scalar(), pos(n));
   }
-  void read_name(Field<std::string> &f, const YAML::Node &n, const std::string &path) {
+  void read_name(Field<std::string> &f, const YamlNode &n, const std::string &path) {
     if (!scalar(f, n, path, "a name"))
       return;
     if (!valid_name(n.Scalar())) {
@@ -215,7 +217,7 @@ class Loader {
     f.assign(n.Scalar(), pos(n));
   }
   template <typename T>
-  void read_uint(Field<T> &f, const YAML::Node &n, const std::string &path, std::uint64_t lo,
+  void read_uint(Field<T> &f, const YamlNode &n, const std::string &path, std::uint64_t lo,
                  std::uint64_t hi) {
     if (!scalar(f, n, path, "an integer"))
       return;
@@ -244,7 +246,7 @@ class Loader {
     f.assign(static_cast<T>(v), pos(n));
   }
   template <typename T>
-  void read_enum(Field<T> &f, const YAML::Node &n, const std::string &path,
+  void read_enum(Field<T> &f, const YamlNode &n, const std::string &path,
                  const std::vector<std::pair<std::string_view, T>> &names) {
     if (!scalar(f, n, path, "a string"))
       return;
@@ -256,7 +258,7 @@ class Loader {
     }
     invalid(f, n, path, quoted(n.Scalar()) + " is not one of: " + choices);
   }
-  void read_bool(Field<bool> &f, const YAML::Node &n, const std::string &path) {
+  void read_bool(Field<bool> &f, const YamlNode &n, const std::string &path) {
     if (!scalar(f, n, path, "true or false"))
       return;
     if (n.Scalar() == "true")
@@ -265,7 +267,7 @@ class Loader {
       return f.assign(false, pos(n));
     invalid(f, n, path, "expected true or false, got " + quoted(n.Scalar()));
   }
-  void read_ip(Field<IpAddress> &f, const YAML::Node &n, const std::string &path) {
+  void read_ip(Field<IpAddress> &f, const YamlNode &n, const std::string &path) {
     if (!scalar(f, n, path, "an IP address"))
       return;
     auto a = IpAddress::parse(n.Scalar());
@@ -273,8 +275,8 @@ class Loader {
       return invalid(f, n, path, quoted(n.Scalar()) + " is not an IP address");
     f.assign(*a, pos(n));
   }
-  void read_prefix(Field<IpPrefix> &f, const YAML::Node &n, const std::string &path);
-  void read_mac(Field<MacAddress> &f, const YAML::Node &n, const std::string &path) {
+  void read_prefix(Field<IpPrefix> &f, const YamlNode &n, const std::string &path);
+  void read_mac(Field<MacAddress> &f, const YamlNode &n, const std::string &path) {
     if (!scalar(f, n, path, "a MAC address"))
       return;
     auto m = MacAddress::parse(n.Scalar());
@@ -289,10 +291,10 @@ class Loader {
     }
     f.assign(*m, pos(n));
   }
-  void read_name_list(Field<std::vector<Field<std::string>>> &f, const YAML::Node &n,
+  void read_name_list(Field<std::vector<Field<std::string>>> &f, const YamlNode &n,
                       const std::string &path) {
     std::vector<Field<std::string>> names;
-    bool ok = list(n, path, [&](const YAML::Node &item, const std::string &p) {
+    bool ok = list(n, path, [&](const YamlNode &item, const std::string &p) {
       names.emplace_back();
       read_name(names.back(), item, p);
     });
@@ -303,40 +305,42 @@ class Loader {
     f.assign(std::move(names), pos(n));
   }
 
-  void read_flows(FlowsSpec &flows, const YAML::Node &n, const std::string &path);
-  void read_node(NodeSpec &node, const YAML::Node &n, const std::string &path);
-  void read_port(PortSpec &port, const YAML::Node &n, const std::string &path);
-  void read_nexthop(NextHopSpec &hop, const YAML::Node &n, const std::string &path);
-  void read_tenant(TenantSpec &tenant, const YAML::Node &n, const std::string &path);
-  void read_route(RouteSpec &route, const YAML::Node &n, const std::string &path);
-  void read_peering(PeeringSpec &peering, const YAML::Node &n, const std::string &path);
-  void read_service(ServiceSpec &service, const YAML::Node &n, const std::string &path);
-  void read_health_check(HealthCheckSpec &hc, const YAML::Node &n, const std::string &path);
-  void read_backend(BackendSpec &backend, const YAML::Node &n, const std::string &path);
+  void read_flows(FlowsSpec &flows, const YamlNode &n, const std::string &path);
+  void read_node(NodeSpec &node, const YamlNode &n, const std::string &path);
+  void read_port(PortSpec &port, const YamlNode &n, const std::string &path);
+  void read_nexthop(NextHopSpec &hop, const YamlNode &n, const std::string &path);
+  void read_tenant(TenantSpec &tenant, const YamlNode &n, const std::string &path);
+  void read_route(RouteSpec &route, const YamlNode &n, const std::string &path);
+  void read_peering(PeeringSpec &peering, const YamlNode &n, const std::string &path);
+  void read_service(ServiceSpec &service, const YamlNode &n, const std::string &path);
+  void read_health_check(HealthCheckSpec &hc, const YamlNode &n, const std::string &path);
+  void read_backend(BackendSpec &backend, const YamlNode &n, const std::string &path);
 
   std::shared_ptr<const std::string> file_;
   Sink &sink_;
 };
 
-bool Loader::map(const YAML::Node &n, const std::string &path, const std::vector<Key> &keys) {
+bool Loader::map(const YamlNode &n, const std::string &path, const std::vector<Key> &keys) {
   if (!n.IsMap()) {
     error(n, path, "expected a mapping, got " + describe(n));
     return false;
   }
-  std::map<std::string, SourcePos> seen;
-  for (auto it = n.begin(); it != n.end(); ++it) {
-    // Copies: the iterator yields a temporary pair, references into it dangle.
-    const YAML::Node k = it->first;
-    const YAML::Node value = it->second;
-    std::string name = k.IsScalar() ? k.Scalar() : "";
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    const YamlNode &k = n.key(i);
+    const YamlNode &value = n.value(i);
+    const std::string &name = k.Scalar();
     std::string key_path = path.empty() ? name : path + "." + name;
     if (!k.IsScalar()) {
       error(k, path.empty() ? "document" : path, "expected a key, got " + describe(k));
       continue;
     }
-    auto [prev, fresh] = seen.emplace(name, pos(k));
-    if (!fresh) {
-      error(k, key_path, "duplicate key (first at line " + std::to_string(prev->second.line) + ")");
+    // Mappings have a handful of keys: a scan beats building a set.
+    std::size_t first = 0;
+    while (first < i && !(n.key(first).IsScalar() && n.key(first).Scalar() == name))
+      ++first;
+    if (first < i) {
+      error(k, key_path,
+            "duplicate key (first at line " + std::to_string(n.key(first).Mark().line + 1) + ")");
       continue;
     }
     auto key = std::find_if(keys.begin(), keys.end(), [&](const Key &c) { return c.name == name; });
@@ -361,8 +365,8 @@ bool Loader::map(const YAML::Node &n, const std::string &path, const std::vector
   return true;
 }
 
-bool Loader::list(const YAML::Node &n, const std::string &path,
-                  const std::function<void(const YAML::Node &, const std::string &)> &each) {
+bool Loader::list(const YamlNode &n, const std::string &path,
+                  const std::function<void(const YamlNode &, const std::string &)> &each) {
   if (n.IsNull())
     return true;  // "key:" with nothing after it: an empty list
   if (!n.IsSequence()) {
@@ -374,7 +378,7 @@ bool Loader::list(const YAML::Node &n, const std::string &path,
   return true;
 }
 
-void Loader::read_prefix(Field<IpPrefix> &f, const YAML::Node &n, const std::string &path) {
+void Loader::read_prefix(Field<IpPrefix> &f, const YamlNode &n, const std::string &path) {
   if (!scalar(f, n, path, "an IP prefix"))
     return;
   const std::string &s = n.Scalar();
@@ -397,7 +401,7 @@ void Loader::read_prefix(Field<IpPrefix> &f, const YAML::Node &n, const std::str
   invalid(f, n, path, quoted(s) + " is not an IP prefix (expected address/length)");
 }
 
-Config Loader::load(const YAML::Node &root) {
+Config Loader::load(const YamlNode &root) {
   Config c;
   c.file = file_;
   if (root.IsNull()) {
@@ -452,7 +456,7 @@ Config Loader::load(const YAML::Node &root) {
   return c;
 }
 
-void Loader::read_flows(FlowsSpec &flows, const YAML::Node &n, const std::string &path) {
+void Loader::read_flows(FlowsSpec &flows, const YamlNode &n, const std::string &path) {
   flows.pos = pos(n);
   map(n, path,
       {
@@ -465,7 +469,7 @@ void Loader::read_flows(FlowsSpec &flows, const YAML::Node &n, const std::string
       });
 }
 
-void Loader::read_node(NodeSpec &node, const YAML::Node &n, const std::string &path) {
+void Loader::read_node(NodeSpec &node, const YamlNode &n, const std::string &path) {
   node.pos = pos(n);
   bool vteps_seen = false;
   bool ok = map(
@@ -530,7 +534,7 @@ void Loader::read_node(NodeSpec &node, const YAML::Node &n, const std::string &p
     error(n, path + ".vteps", "required key is missing");
 }
 
-void Loader::read_port(PortSpec &port, const YAML::Node &n, const std::string &path) {
+void Loader::read_port(PortSpec &port, const YamlNode &n, const std::string &path) {
   port.pos = pos(n);
   bool ok = map(n, path,
                 {
@@ -550,7 +554,7 @@ void Loader::read_port(PortSpec &port, const YAML::Node &n, const std::string &p
   require(port.role, n, path + ".role");
 }
 
-void Loader::read_nexthop(NextHopSpec &hop, const YAML::Node &n, const std::string &path) {
+void Loader::read_nexthop(NextHopSpec &hop, const YamlNode &n, const std::string &path) {
   hop.pos = pos(n);
   bool ok = map(n, path,
                 {
@@ -572,7 +576,7 @@ void Loader::read_nexthop(NextHopSpec &hop, const YAML::Node &n, const std::stri
   require(hop.mac, n, path + ".mac");
 }
 
-void Loader::read_tenant(TenantSpec &tenant, const YAML::Node &n, const std::string &path) {
+void Loader::read_tenant(TenantSpec &tenant, const YamlNode &n, const std::string &path) {
   tenant.pos = pos(n);
   bool ok = map(n, path,
                 {
@@ -583,9 +587,9 @@ void Loader::read_tenant(TenantSpec &tenant, const YAML::Node &n, const std::str
                        if (!v.IsMap())
                          return error(v, p, "expected a mapping, got " + describe(v));
                        std::set<std::string> seen;
-                       for (auto it = v.begin(); it != v.end(); ++it) {
-                         const YAML::Node key = it->first;
-                         const YAML::Node value = it->second;
+                       for (std::size_t i = 0; i < v.size(); ++i) {
+                         const YamlNode &key = v.key(i);
+                         const YamlNode &value = v.value(i);
                          RegionVni rv;
                          rv.pos = pos(key);
                          std::string rp = p + "." + (key.IsScalar() ? key.Scalar() : "?");
@@ -626,11 +630,11 @@ void Loader::read_tenant(TenantSpec &tenant, const YAML::Node &n, const std::str
   require(tenant.vni, n, path + ".vni");
 }
 
-void Loader::read_route(RouteSpec &route, const YAML::Node &n, const std::string &path) {
+void Loader::read_route(RouteSpec &route, const YamlNode &n, const std::string &path) {
   route.pos = pos(n);
   std::string first_target;
   // Each target key claims the route; a second one is an error.
-  auto claim = [&](RouteTarget t, const YAML::Node &v, const std::string &p) {
+  auto claim = [&](RouteTarget t, const YamlNode &v, const std::string &p) {
     std::string name(to_string(t));
     if (!first_target.empty()) {
       error(v, p,
@@ -706,7 +710,7 @@ void Loader::read_route(RouteSpec &route, const YAML::Node &n, const std::string
   }
 }
 
-void Loader::read_peering(PeeringSpec &peering, const YAML::Node &n, const std::string &path) {
+void Loader::read_peering(PeeringSpec &peering, const YamlNode &n, const std::string &path) {
   peering.pos = pos(n);
   bool ok = map(
       n, path,
@@ -743,7 +747,7 @@ void Loader::read_peering(PeeringSpec &peering, const YAML::Node &n, const std::
   require(peering.remote_mac, n, path + ".remote_mac");
 }
 
-void Loader::read_health_check(HealthCheckSpec &hc, const YAML::Node &n, const std::string &path) {
+void Loader::read_health_check(HealthCheckSpec &hc, const YamlNode &n, const std::string &path) {
   hc.pos = pos(n);
   map(n, path,
       {
@@ -769,7 +773,7 @@ void Loader::read_health_check(HealthCheckSpec &hc, const YAML::Node &n, const s
       });
 }
 
-void Loader::read_service(ServiceSpec &service, const YAML::Node &n, const std::string &path) {
+void Loader::read_service(ServiceSpec &service, const YamlNode &n, const std::string &path) {
   service.pos = pos(n);
   bool ok =
       map(n, path,
@@ -844,7 +848,7 @@ void Loader::read_service(ServiceSpec &service, const YAML::Node &n, const std::
   require(service.vip, n, path + ".vip");
 }
 
-void Loader::read_backend(BackendSpec &backend, const YAML::Node &n, const std::string &path) {
+void Loader::read_backend(BackendSpec &backend, const YamlNode &n, const std::string &path) {
   backend.pos = pos(n);
   bool ok =
       map(n, path,
@@ -879,7 +883,14 @@ void Loader::read_backend(BackendSpec &backend, const YAML::Node &n, const std::
 
 class Checker {
  public:
-  Checker(const Config &c, Sink &sink) : c_(c), sink_(sink) {}
+  Checker(const Config &c, Sink &sink) : c_(c), sink_(sink) {
+    // First of each name, as Config::find_tenant: a tenant is looked up per
+    // backend, port and vni_map entry, a scan each would be quadratic.
+    for (const auto &t : c_.tenants) {
+      if (t.name.set())
+        tenants_.emplace(*t.name, &t);
+    }
+  }
   void run();
 
  private:
@@ -905,7 +916,7 @@ class Checker {
     return false;
   }
   bool check_tenant(const Field<std::string> &f, const std::string &path) {
-    if (!f.set() || c_.find_tenant(*f))
+    if (!f.set() || find_tenant(*f))
       return true;
     error(f, path, "unknown tenant " + quoted(*f));
     return false;
@@ -938,8 +949,14 @@ class Checker {
   // The nodes a route is installed on (see docs/config.md, "routes").
   std::vector<bool> route_scope(const RouteSpec &r) const;
 
+  const TenantSpec *find_tenant(const std::string &name) const {
+    auto it = tenants_.find(name);
+    return it == tenants_.end() ? nullptr : it->second;
+  }
+
   const Config &c_;
   Sink &sink_;
+  std::unordered_map<std::string_view, const TenantSpec *> tenants_;
 };
 
 void Checker::run() {
@@ -1109,6 +1126,7 @@ std::vector<bool> Checker::route_scope(const RouteSpec &r) const {
 void Checker::check_routes(const TenantSpec &t, const std::string &path) {
   std::string tenant = t.name.set() ? *t.name : "";
   std::vector<std::vector<bool>> scopes;
+  std::map<IpPrefix, std::vector<std::size_t>> by_prefix;
   for (std::size_t i = 0; i < t.routes.size(); ++i) {
     const RouteSpec &r = t.routes[i];
     std::string rp = index_path(path + ".routes", i);
@@ -1173,10 +1191,13 @@ void Checker::check_routes(const TenantSpec &t, const std::string &path) {
     scopes.push_back(route_scope(r));
     if (!r.prefix.set())
       continue;
-    for (std::size_t o = 0; o < i; ++o) {
+    // Earlier routes with the same prefix, in order: linear in the routes.
+    std::vector<std::size_t> &same = by_prefix[*r.prefix];
+    same.push_back(i);
+    for (std::size_t o : same) {
+      if (o == i)
+        break;
       const RouteSpec &other = t.routes[o];
-      if (!other.prefix.set() || *other.prefix != *r.prefix)
-        continue;
       bool shared = false;
       for (std::size_t n = 0; n < c_.nodes.size(); ++n)
         shared |= scopes[i][n] && scopes[o][n];
@@ -1242,7 +1263,7 @@ void Checker::check_peerings() {
       }
       if (!check_tenant(entry.tenant, ep + ".tenant"))
         continue;
-      const TenantSpec *t = c_.find_tenant(*entry.tenant);
+      const TenantSpec *t = find_tenant(*entry.tenant);
       if (!entry.vni.set() || !t->vni.set() || remote_region.empty() ||
           !c_.has_region(remote_region)) {
         continue;
@@ -1265,6 +1286,7 @@ void Checker::check_services() {
           "more than " + std::to_string(kMaxServices) + " services");
   }
   std::size_t total_backends = 0;
+  std::map<IpAddress, std::vector<std::size_t>> by_vip;
   for (std::size_t i = 0; i < c_.services.size(); ++i) {
     const ServiceSpec &s = c_.services[i];
     std::string path = index_path("services", i);
@@ -1285,10 +1307,13 @@ void Checker::check_services() {
     }
     if (s.vip.set()) {
       // Two services overlap when a packet could match both on one node.
-      for (std::size_t o = 0; o < i; ++o) {
+      // Only earlier services with the same VIP can (in order, as a scan).
+      std::vector<std::size_t> &same = by_vip[*s.vip];
+      same.push_back(i);
+      for (std::size_t o : same) {
+        if (o == i)
+          break;
         const ServiceSpec &other = c_.services[o];
-        if (!other.vip.set() || *other.vip != *s.vip)
-          continue;
         if (other.tenant.invalid() || s.tenant.invalid() || other.protocol.invalid() ||
             s.protocol.invalid() || other.port.invalid() || s.port.invalid()) {
           continue;
@@ -1370,7 +1395,7 @@ void Checker::check_backends(const ServiceSpec &s, const std::string &path) {
     }
     if (b.tenant.set()) {
       if (check_tenant(b.tenant, bp + ".tenant")) {
-        const TenantSpec *t = c_.find_tenant(tenant);
+        const TenantSpec *t = find_tenant(tenant);
         if (b.address.set() && !t->contains(*b.address)) {
           error(b.address, bp + ".address",
                 "address " + b.address->str() + " is not inside a subnet of tenant " +
@@ -1467,16 +1492,16 @@ LoadResult load_config_string(std::string_view text, const std::string &filename
   auto file = std::make_shared<const std::string>(filename);
   Sink sink;
   LoadResult result;
-  YAML::Node root;
+  std::unique_ptr<YamlDocument> doc;
   try {
-    root = YAML::Load(std::string(text));
+    doc = YamlDocument::parse(text);
   } catch (const YAML::Exception &e) {
     SourcePos pos{file, e.mark.is_null() ? 0 : e.mark.line + 1,
                   e.mark.is_null() ? 0 : e.mark.column + 1};
     result.errors.push_back({pos, "syntax", e.msg});
     return result;
   }
-  Config config = Loader(file, sink).load(root);
+  Config config = Loader(file, sink).load(doc->root());
   Checker(config, sink).run();
   Sink::finish(sink.errors());
   Sink::finish(sink.warnings());

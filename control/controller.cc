@@ -1,8 +1,11 @@
 #include "control/controller.h"
 
+#include <cstdio>
+#include <fstream>
 #include <future>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "config/compile.h"
 #include "control/log.h"
@@ -13,6 +16,37 @@ Controller::Controller(ControllerOptions options, Metrics *metrics)
     : options_(std::move(options)), metrics_(metrics) {
   if (metrics_)
     metrics_->config_loaded(0, false);
+  if (!options_.runtime_file.empty()) {
+    std::ifstream f(options_.runtime_file);
+    if (f) {
+      std::stringstream text;
+      text << f.rdbuf();
+      if (auto o = parse_overrides(text.str())) {
+        runtime_.overrides = std::move(*o);
+        log() << "operator overrides: " << runtime_.overrides.size() << " restored from "
+              << options_.runtime_file;
+      } else {
+        log() << "operator overrides: " << options_.runtime_file << " is corrupt; ignored";
+      }
+    }
+  }
+}
+
+void Controller::save_overrides_locked() {
+  if (options_.runtime_file.empty())
+    return;
+  std::string tmp = options_.runtime_file + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << overrides_text(runtime_.overrides);
+    f.flush();
+    if (!f) {
+      log() << "operator overrides: cannot write " << tmp;
+      return;
+    }
+  }
+  if (std::rename(tmp.c_str(), options_.runtime_file.c_str()) != 0)
+    log() << "operator overrides: cannot replace " << options_.runtime_file;
 }
 
 Controller::~Controller() {
@@ -53,16 +87,16 @@ ReloadResult Controller::apply_load(config::LoadResult loaded, const std::string
   std::map<std::string, Tables> base;
   if (loaded.ok()) {
     // Compile outside mu_: queries and health updates go on meanwhile.
-    std::map<std::string, Tables> previous;
-    {
-      std::lock_guard lock(mu_);
-      previous = base_;
-    }
-    if (previous.empty() && options_.seed_timeout.count() > 0) {
-      previous = read_node_tables(*loaded.config);
+    // base_ changes only here, under reload_mu_ (held): read it in place
+    // rather than copy every node's tables.
+    const std::map<std::string, Tables> *previous = &base_;
+    std::map<std::string, Tables> seeded;
+    if (previous->empty() && options_.seed_timeout.count() > 0) {
+      seeded = read_node_tables(*loaded.config);
+      previous = &seeded;
     }
     try {
-      base = config::compile_all(*loaded.config, previous);
+      base = config::compile_all(*loaded.config, *previous);
       for (const auto &[node, t] : base) {
         for (const auto &e : check(t))
           r.errors.push_back(source + ": node " + node + ": " + e);
@@ -113,9 +147,12 @@ ReloadResult Controller::apply_load(config::LoadResult loaded, const std::string
       for (const auto &b : s.backends)
         known.insert({*s.name, *b.name});
     }
+    std::size_t overrides = runtime_.overrides.size();
     for (auto it = runtime_.overrides.begin(); it != runtime_.overrides.end();) {
       it = known.count(it->first) ? std::next(it) : runtime_.overrides.erase(it);
     }
+    if (runtime_.overrides.size() != overrides)
+      save_overrides_locked();
     if (health_) {
       health_->set_targets(health_targets(*config_));
       runtime_.down.clear();
@@ -215,8 +252,12 @@ bool Controller::recompute_locked() {
     auto prev = effective_.find(node);
     auto eff = std::make_shared<const Tables>(
         apply_runtime(base, runtime_, prev == effective_.end() ? nullptr : prev->second.get()));
-    std::uint64_t d = digest(*eff);
     auto old = digests_.find(node);
+    // From the previous effective tables' digest: a change hashes only what
+    // it changed.
+    std::uint64_t d = prev != effective_.end() && old != digests_.end()
+                          ? digest_update(*prev->second, old->second, *eff)
+                          : digest(*eff);
     if (old != digests_.end() && old->second == d)
       continue;
     digests_[node] = d;
@@ -322,6 +363,7 @@ std::string Controller::set_backend(const std::string &service, const std::strin
   } else {
     runtime_.overrides[key] = o;
   }
+  save_overrides_locked();
   bool changed = recompute_locked();
   log() << "operator: backend " << service << "/" << backend << " " << what
         << (changed ? "; generation " + std::to_string(generation_) : "; no change");

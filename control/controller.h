@@ -39,6 +39,10 @@ struct ControllerOptions {
   // restarted stratusd keeps the ids the nodes use (connection-table entries
   // and counters are keyed by them). 0: don't.
   std::chrono::milliseconds seed_timeout{2000};
+  // Where operator overrides (drain, undrain, weight) are kept, so that a
+  // restarted stratusd applies them again (written atomically after every
+  // change, read at construction). Empty: they live as long as the process.
+  std::string runtime_file;
 };
 
 struct ReloadResult {
@@ -104,6 +108,8 @@ class Controller {
   bool recompute_locked();
   void reconcile_sessions_locked();
   void publish_backend_metrics_locked();
+  // Writes runtime_.overrides to options_.runtime_file. mu_ held.
+  void save_overrides_locked();
 
   const ControllerOptions options_;
   Metrics *const metrics_;
@@ -113,7 +119,9 @@ class Controller {
 
   mutable std::mutex mu_;
   std::shared_ptr<const config::Config> config_;
-  std::map<std::string, Tables> base_;  // compiled from config_, per node
+  // Compiled from config_, per node. Written only by apply_load() under
+  // reload_mu_ and mu_, so a reload may read it holding reload_mu_ alone.
+  std::map<std::string, Tables> base_;
   std::map<std::string, std::shared_ptr<const Tables>> effective_;
   std::map<std::string, std::uint64_t> digests_;
   RuntimeState runtime_;

@@ -1,5 +1,7 @@
 #include "control/runtime.h"
 
+#include <charconv>
+#include <sstream>
 #include <unordered_map>
 #include <vector>
 
@@ -26,6 +28,50 @@ std::uint32_t effective_weight(const BackendKey &key, std::uint32_t configured,
   if (it != rt.overrides.end() && it->second.weight)
     return *it->second.weight;
   return configured;
+}
+
+std::string overrides_text(const std::map<BackendKey, BackendOverride> &overrides) {
+  std::string out;
+  for (const auto &[key, o] : overrides) {
+    out += key.first + " " + key.second + " drain=" + (o.drain ? (*o.drain ? "1" : "0") : "-") +
+           " weight=" + (o.weight ? std::to_string(*o.weight) : "-") + "\n";
+  }
+  return out;
+}
+
+std::optional<std::map<BackendKey, BackendOverride>> parse_overrides(const std::string &text) {
+  std::map<BackendKey, BackendOverride> out;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty())
+      continue;
+    std::istringstream fields(line);
+    std::string service, backend, drain, weight, extra;
+    if (!(fields >> service >> backend >> drain >> weight) || (fields >> extra))
+      return std::nullopt;
+    BackendOverride o;
+    if (drain == "drain=1") {
+      o.drain = true;
+    } else if (drain == "drain=0") {
+      o.drain = false;
+    } else if (drain != "drain=-") {
+      return std::nullopt;
+    }
+    if (weight.rfind("weight=", 0) != 0)
+      return std::nullopt;
+    std::string w = weight.substr(7);
+    if (w != "-") {
+      std::uint32_t v = 0;
+      auto [end, ec] = std::from_chars(w.data(), w.data() + w.size(), v);
+      if (ec != std::errc() || end != w.data() + w.size() || w.empty())
+        return std::nullopt;
+      o.weight = v;
+    }
+    if (!o.empty())
+      out[{service, backend}] = o;
+  }
+  return out;
 }
 
 Tables apply_runtime(const Tables &base, const RuntimeState &rt, const Tables *previous) {

@@ -44,6 +44,12 @@ BackendState effective_state(const BackendKey &key, BackendState configured,
 std::uint32_t effective_weight(const BackendKey &key, std::uint32_t configured,
                                const RuntimeState &rt);
 
+// Operator overrides as text, to keep them across a restart of stratusd: one
+// line per backend, "SERVICE BACKEND drain=1|0|- weight=N|-" (names cannot
+// hold spaces). parse_overrides() returns nullopt for text it did not write.
+std::string overrides_text(const std::map<BackendKey, BackendOverride> &overrides);
+std::optional<std::map<BackendKey, BackendOverride>> parse_overrides(const std::string &text);
+
 // `base` with the runtime state applied. A service whose backends change gets
 // its Maglev table rebuilt, unless `previous` (the last effective tables of
 // the same node) already holds the same service with the same backends, whose

@@ -5,6 +5,7 @@
 //
 //   stratusd --config /etc/stratus/stratus.yaml [--socket PATH] [--listen HOST:PORT]
 //            [--metrics HOST:PORT|off] [--watch-ms N] [--no-health] [--check]
+//            [--overrides FILE]
 //
 // Reload: SIGHUP, a change of the file (mtime polling, debounced), or
 // `stratusctl reload`. An invalid file is rejected and the running state kept.
@@ -35,6 +36,7 @@ struct Args {
   int watch_ms = 1000;
   bool health = true;
   bool check = false;
+  std::string overrides;
 };
 
 int usage(int status) {
@@ -47,6 +49,7 @@ int usage(int status) {
          "  --metrics HOST:PORT  /metrics address (default 127.0.0.1:9100; off: none)\n"
          "  --watch-ms N         poll the file for changes every N ms (default 1000; 0: off)\n"
          "  --no-health          do not run health checks\n"
+         "  --overrides FILE     keep operator overrides (drain, weight) across restarts\n"
          "  --check              validate the file and exit (0 valid, 1 invalid)\n";
   return status;
 }
@@ -68,6 +71,9 @@ bool parse_args(int argc, char **argv, Args &a, int &status) {
         return status = 2, false;
     } else if (arg == "--socket") {
       if (!value(a.socket))
+        return status = 2, false;
+    } else if (arg == "--overrides") {
+      if (!value(a.overrides))
         return status = 2, false;
     } else if (arg == "--socket-mode") {
       if (!value(v))
@@ -186,6 +192,7 @@ int main(int argc, char **argv) {
   ControllerOptions options;
   options.config_path = args.config;
   options.client_factory = grpc_client_factory();
+  options.runtime_file = args.overrides;
   Controller controller(options, &metrics);
 
   SteadyClock clock;

@@ -17,7 +17,7 @@ packages=(
   libbpf-dev bpftool libxdp-dev xdp-tools
   dpdk-dev libdpdk-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  prometheus-cpp-dev libyaml-cpp-dev libboost-dev
+  prometheus-cpp-dev libyaml-cpp-dev libyaml-dev libboost-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # tests and demo
   iproute2 iputils-ping tcpdump tshark python3 python3-scapy python3-yaml prometheus curl

@@ -8,7 +8,15 @@
 // Baseline, same run: the same transaction applied in memory
 // (DataplaneService::apply, no gRPC), so the ratio shows what the wire adds.
 //
-//   control_bench [TENANTS ROUTES_PER_TENANT SERVICES BACKENDS_PER_SERVICE M]
+// With --xdp (built when the XDP data plane is), the same pushes also go to
+// a second node: the generic service over the real XDP driver in process
+// (private, unpinned maps, no interface attached), so that the BPF map
+// writes are in the figure. Needs root and BPF; prints SKIP with the reason
+// otherwise.
+//
+//   control_bench [--xdp] [TENANTS ROUTES_PER_TENANT SERVICES BACKENDS_PER_SERVICE M]
+#include <yaml-cpp/yaml.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -16,11 +24,17 @@
 
 #include "config/compile.h"
 #include "config/validate.h"
+#include "config/yaml_tree.h"
 #include "control/api/convert.h"
 #include "control/log.h"
 #include "control/runtime.h"
 #include "control/session.h"
 #include "tests/control/control_harness.h"
+#ifdef STRATUS_BENCH_XDP
+#include <unistd.h>
+
+#include "xdp/xdp_driver.h"
+#endif
 
 namespace {
 
@@ -83,12 +97,64 @@ double since(Steady::time_point t) {
 struct Step {
   double load_ms, compile_ms, runtime_ms, push_ms, baseline_ms;
   std::size_t ops;
+  double yaml_cpp_ms, libyaml_ms;  // floors of the load: the parse alone
+  double xdp_push_ms = -1;         // the same push to the XDP node (--xdp)
+};
+
+// The second node of --xdp: the XDP driver behind the generic service.
+class XdpNode {
+ public:
+  // Empty: the node runs; else why it cannot.
+  std::string start(const std::string &socket_path) {
+#ifdef STRATUS_BENCH_XDP
+    if (geteuid() != 0)
+      return "needs root (BPF maps)";
+    try {
+      xdp::XdpOptions o;
+      o.instance = "control-bench";
+      o.bpffs_root = "";  // private maps, gone with the driver
+      driver_ = std::make_unique<xdp::XdpDriver>(o);
+    } catch (const std::exception &e) {
+      return std::string("XDP driver: ") + e.what();
+    }
+    service_ = std::make_unique<api::DataplaneService>(*driver_, api::ServiceOptions{});
+    endpoint_ = "unix:" + socket_path;
+    server_ = api::serve(*service_, endpoint_);
+    return "";
+#else
+    (void)socket_path;
+    return "built without the XDP data plane";
+#endif
+  }
+  ~XdpNode() {
+    if (server_)
+      server_->Shutdown(std::chrono::system_clock::now());
+  }
+  const std::string &endpoint() const {
+    return endpoint_;
+  }
+  api::DataplaneService &service() {
+    return *service_;
+  }
+
+ private:
+#ifdef STRATUS_BENCH_XDP
+  std::unique_ptr<xdp::XdpDriver> driver_;
+#endif
+  std::unique_ptr<api::DataplaneService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string endpoint_;
 };
 
 }  // namespace
 
 int main(int argc, char **argv) {
   Scale s;
+  bool with_xdp = argc > 1 && std::string(argv[1]) == "--xdp";
+  if (with_xdp) {
+    --argc;
+    ++argv;
+  }
   if (argc == 6) {
     s = {std::atoi(argv[1]), std::atoi(argv[2]), std::atoi(argv[3]), std::atoi(argv[4]),
          std::atoi(argv[5])};
@@ -106,6 +172,18 @@ int main(int argc, char **argv) {
   so.chunk_bytes = 4 << 20;
   NodeSession session("gw", node.endpoint(), grpc_client_factory(), nullptr, so);
   session.start();
+  XdpNode xdp_node;
+  std::unique_ptr<NodeSession> xdp_session;
+  if (with_xdp) {
+    std::string why = xdp_node.start(dir.path() + "/xdp.sock");
+    if (!why.empty()) {
+      std::printf("SKIP: --xdp: %s\n", why.c_str());
+    } else {
+      xdp_session = std::make_unique<NodeSession>("gw-xdp", xdp_node.endpoint(),
+                                                  grpc_client_factory(), nullptr, so);
+      xdp_session->start();
+    }
+  }
 
   std::printf(
       "control_bench: %d tenants x %d routes = %d routes, %d services x %d backends "
@@ -115,11 +193,30 @@ int main(int argc, char **argv) {
   std::map<std::string, Tables> previous;
   std::shared_ptr<const Tables> effective;
   std::uint64_t generation = 0;
+  std::uint64_t digest_prev = 0;
   Step steps[2];
   for (int i = 0; i < 2; ++i) {
     bool change = i == 1;
     std::string yaml = make_yaml(s, node.endpoint(), change);
+    // Floors of the load, same text: yaml-cpp's YAML::Load (what the loader
+    // used before) and the libyaml tree the loader reads now, parse only.
     auto t0 = Steady::now();
+    double yaml_cpp_ms = 0;
+    {
+      YAML::Node bare = YAML::Load(yaml);
+      yaml_cpp_ms = since(t0);
+    }
+    t0 = Steady::now();
+    double libyaml_ms = 0;
+    {
+      auto doc = config::YamlDocument::parse_libyaml(yaml);
+      libyaml_ms = since(t0);
+      if (!doc) {
+        std::fprintf(stderr, "libyaml rejects the bench file\n");
+        return 1;
+      }
+    }
+    t0 = Steady::now();
     auto loaded = config::load_config_string(yaml, "bench.yaml");
     double load_ms = since(t0);
     if (!loaded.ok()) {
@@ -132,7 +229,9 @@ int main(int argc, char **argv) {
     t0 = Steady::now();
     auto next = std::make_shared<const Tables>(
         apply_runtime(compiled.at("gw"), RuntimeState{}, effective.get()));
-    std::uint64_t d = digest(*next);
+    // As stratusd does: the digest from the previous one, hashing what changed.
+    std::uint64_t d = effective ? digest_update(*effective, digest_prev, *next) : digest(*next);
+    digest_prev = d;
     double runtime_ms = since(t0);
 
     // Baseline: the same transaction applied in memory, no gRPC.
@@ -164,7 +263,23 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "digest mismatch after the push\n");
       return 1;
     }
-    steps[i] = {load_ms, compile_ms, runtime_ms, push_ms, baseline_ms, nops};
+    double xdp_push_ms = -1;
+    if (xdp_session) {
+      t0 = Steady::now();
+      xdp_session->set_desired({next, d, generation});
+      if (!xdp_session->wait_in_sync(std::chrono::minutes(5))) {
+        std::fprintf(stderr, "push to the XDP node did not complete: %s\n",
+                     xdp_session->status().last_error.c_str());
+        return 1;
+      }
+      xdp_push_ms = since(t0);
+      if (xdp_node.service().table_digest() != d) {
+        std::fprintf(stderr, "digest mismatch on the XDP node\n");
+        return 1;
+      }
+    }
+    steps[i] = {load_ms, compile_ms,  runtime_ms, push_ms,    baseline_ms,
+                nops,    yaml_cpp_ms, libyaml_ms, xdp_push_ms};
     previous = std::move(compiled);
     effective = next;
   }
@@ -180,10 +295,26 @@ int main(int argc, char **argv) {
   row("full sync", steps[0]);
   row("1% change", steps[1]);
   std::printf(
+      "  load floors (parse only, same text): yaml-cpp YAML::Load %.1f / %.1f ms, "
+      "libyaml tree %.1f / %.1f ms; load / yaml-cpp floor %.2fx / %.2fx\n",
+      steps[0].yaml_cpp_ms, steps[1].yaml_cpp_ms, steps[0].libyaml_ms, steps[1].libyaml_ms,
+      steps[0].load_ms / steps[0].yaml_cpp_ms, steps[1].load_ms / steps[1].yaml_cpp_ms);
+  std::printf(
       "  1%% change / full sync: push %.3fx, compile %.3fx, end to end %.3fx\n",
       steps[1].push_ms / steps[0].push_ms, steps[1].compile_ms / steps[0].compile_ms,
       (steps[1].load_ms + steps[1].compile_ms + steps[1].runtime_ms + steps[1].push_ms) /
           (steps[0].load_ms + steps[0].compile_ms + steps[0].runtime_ms + steps[0].push_ms));
+  if (xdp_session) {
+    std::printf(
+        "  push to the XDP driver (BPF maps, in process): full sync %.1f ms (%.2fx the "
+        "recording driver's), 1%% change %.1f ms (%.2fx)\n",
+        steps[0].xdp_push_ms, steps[0].xdp_push_ms / steps[0].push_ms, steps[1].xdp_push_ms,
+        steps[1].xdp_push_ms / steps[1].push_ms);
+    xdp_session->stop();
+  }
+  double load[3] = {};
+  if (getloadavg(load, 3) == 3)
+    std::printf("  load average %.2f %.2f %.2f\n", load[0], load[1], load[2]);
   session.stop();
   return 0;
 }

@@ -311,54 +311,128 @@ Service from_proto(const pb::Service &in) {
 
 namespace {
 
-// One table under edit: key -> position, deletes as tombstones compacted at
-// the end, so a transaction of n operations on a table of m entries costs
-// O((n + m) log m) instead of a scan per operation.
+// One table under edit. The live tables are canonical (sorted by key), so an
+// operation finds its entry by binary search and the transaction costs
+// O(k log n) for k operations on n entries: no index of the whole table.
+// New keys go to the end (with a map of them) and are merged in by
+// compact(); deletes are tombstones until then. A table that is not strictly
+// sorted gets a map of every entry instead. Each change adds to the digest
+// delta (tables.h: the digest is a sum of entry digests).
 template <typename T, typename Key>
 class Keyed {
  public:
   Keyed(std::vector<T> &v, Key (*key)(const T &)) : v_(v), key_(key) {
-    for (std::size_t i = 0; i < v_.size(); ++i)
-      index_.emplace(key_(v_[i]), i);
-  }
-  void upsert(T x) {
-    auto [it, inserted] = index_.emplace(key_(x), v_.size());
-    if (inserted) {
-      v_.push_back(std::move(x));
-      dead_.push_back(false);
+    bool sorted = true;
+    for (std::size_t i = 1; i < v_.size() && sorted; ++i)
+      sorted = key_(v_[i - 1]) < key_(v_[i]);
+    if (sorted) {
+      base_ = v_.size();
     } else {
-      v_[it->second] = std::move(x);
+      for (std::size_t i = 0; i < v_.size(); ++i)
+        added_.emplace(key_(v_[i]), i);
     }
   }
+  // Returns the key.
+  Key upsert(T x) {
+    Key k = key_(x);
+    std::uint64_t h = entry_digest(x);
+    std::size_t b = lower_bound(k);
+    if (b < base_ && key_(v_[b]) == k) {
+      // A base entry, live or erased earlier in this transaction.
+      if (dead(b)) {
+        dead_[b] = false;
+      } else {
+        delta_ -= entry_digest(v_[b]);
+      }
+      delta_ += h;
+      v_[b] = std::move(x);
+      return k;
+    }
+    delta_ += h;
+    if (added_.empty() && base_ == v_.size() && (base_ == 0 || key_(v_[base_ - 1]) < k)) {
+      // Past the last key (a full sync arrives in key order): the sorted
+      // part grows, no map.
+      v_.push_back(std::move(x));
+      ++base_;
+      return k;
+    }
+    auto [it, inserted] = added_.emplace(k, v_.size());
+    if (inserted) {
+      v_.push_back(std::move(x));
+    } else {
+      delta_ -= entry_digest(v_[it->second]);
+      v_[it->second] = std::move(x);
+    }
+    return k;
+  }
   bool erase(const Key &k) {
-    auto it = index_.find(k);
-    if (it == index_.end())
-      return false;
+    std::size_t b = lower_bound(k);
+    std::size_t i;
+    if (b < base_ && key_(v_[b]) == k) {
+      if (dead(b))
+        return false;
+      i = b;
+    } else {
+      auto it = added_.find(k);
+      if (it == added_.end())
+        return false;
+      i = it->second;
+      added_.erase(it);
+    }
+    delta_ -= entry_digest(v_[i]);
     if (dead_.size() < v_.size())
       dead_.resize(v_.size(), false);
-    dead_[it->second] = true;
-    index_.erase(it);
+    dead_[i] = true;
     return true;
   }
   void compact() {
-    if (std::find(dead_.begin(), dead_.end(), true) == dead_.end())
-      return;
-    std::size_t out = 0;
-    for (std::size_t i = 0; i < v_.size(); ++i) {
-      if (i < dead_.size() && dead_[i])
-        continue;
-      if (out != i)
-        v_[out] = std::move(v_[i]);
-      ++out;
+    std::size_t base = base_;
+    if (std::find(dead_.begin(), dead_.end(), true) != dead_.end()) {
+      std::size_t out = 0;
+      for (std::size_t i = 0; i < v_.size(); ++i) {
+        if (i == base_)
+          base = out;
+        if (dead(i))
+          continue;
+        if (out != i)
+          v_[out] = std::move(v_[i]);
+        ++out;
+      }
+      if (base_ == v_.size())
+        base = out;
+      v_.resize(out);
     }
-    v_.resize(out);
+    if (base > 0 && base < v_.size()) {
+      // Sorted base, new entries after it: sort those and merge, O(n).
+      auto less = [this](const T &a, const T &b) { return key_(a) < key_(b); };
+      auto mid = v_.begin() + static_cast<std::ptrdiff_t>(base);
+      std::sort(mid, v_.end(), less);
+      std::inplace_merge(v_.begin(), mid, v_.end(), less);
+    }
   }
+  std::uint64_t digest_delta() const { return delta_; }
 
  private:
+  bool dead(std::size_t i) const { return i < dead_.size() && dead_[i]; }
+  std::size_t lower_bound(const Key &k) const {
+    std::size_t lo = 0, hi = base_;
+    while (lo < hi) {
+      std::size_t mid = lo + (hi - lo) / 2;
+      if (key_(v_[mid]) < k) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
   std::vector<T> &v_;
   Key (*key_)(const T &);
-  std::map<Key, std::size_t> index_;
-  std::vector<bool> dead_ = std::vector<bool>(v_.size(), false);
+  std::size_t base_ = 0;              // v_[0, base_) is sorted and indexed by search
+  std::map<Key, std::size_t> added_;  // every other live entry
+  std::vector<bool> dead_;
+  std::uint64_t delta_ = 0;
 };
 
 IpAddress nexthop_key(const NextHop &h) {
@@ -398,11 +472,29 @@ void TxnEditor::finish() {
   index_->services.compact();
 }
 
+std::uint64_t TxnEditor::digest_delta() const {
+  return node_delta_ + index_->nexthops.digest_delta() + index_->vrfs.digest_delta() +
+         index_->routes.digest_delta() + index_->services.digest_delta();
+}
+
 void TxnEditor::apply(const pb::TxnOp &op) {
   switch (op.op_case()) {
-    case pb::TxnOp::kNode:
-      t_.node = from_proto(op.node());
+    case pb::TxnOp::kUpsertRoute:
+    case pb::TxnOp::kDeleteRoute:
+    case pb::TxnOp::kUpsertService:
+    case pb::TxnOp::kDeleteService:
+    case pb::TxnOp::OP_NOT_SET:
+      break;
+    default:
+      changes_.node_nexthops_vrfs = true;
+  }
+  switch (op.op_case()) {
+    case pb::TxnOp::kNode: {
+      NodeTable n = from_proto(op.node());
+      node_delta_ += entry_digest(n) - entry_digest(t_.node);
+      t_.node = std::move(n);
       return;
+    }
     case pb::TxnOp::kUpsertNexthop:
       index_->nexthops.upsert(from_proto(op.upsert_nexthop()));
       return;
@@ -423,7 +515,7 @@ void TxnEditor::apply(const pb::TxnOp &op) {
       }
       return;
     case pb::TxnOp::kUpsertRoute:
-      index_->routes.upsert(from_proto(op.upsert_route()));
+      changes_.routes.push_back(index_->routes.upsert(from_proto(op.upsert_route())));
       return;
     case pb::TxnOp::kDeleteRoute: {
       std::uint32_t vrf = op.delete_route().vrf();
@@ -435,7 +527,7 @@ void TxnEditor::apply(const pb::TxnOp &op) {
       return;
     }
     case pb::TxnOp::kUpsertService:
-      index_->services.upsert(from_proto(op.upsert_service()));
+      changes_.services.push_back(index_->services.upsert(from_proto(op.upsert_service())));
       return;
     case pb::TxnOp::kDeleteService:
       if (!index_->services.erase(op.delete_service())) {
@@ -465,10 +557,37 @@ auto index_by(const std::vector<T> &v, KeyFn key) {
   return m;
 }
 
+template <typename T, typename KeyFn>
+bool strictly_sorted(const std::vector<T> &v, KeyFn key) {
+  for (std::size_t i = 1; i < v.size(); ++i) {
+    if (!(key(v[i - 1]) < key(v[i])))
+      return false;
+  }
+  return true;
+}
+
 template <typename T, typename KeyFn, typename DeleteFn, typename UpsertFn>
 void diff_table(const std::vector<T> &from, const std::vector<T> &to, KeyFn key,
                 std::vector<pb::TxnOp> &deletes, std::vector<pb::TxnOp> &upserts,
                 DeleteFn on_delete, UpsertFn on_upsert) {
+  if (strictly_sorted(from, key) && strictly_sorted(to, key)) {
+    // Canonical tables: one merge walk, no index; the same operations in
+    // the same (key) order as the maps below.
+    std::size_t i = 0, j = 0;
+    while (i < from.size() || j < to.size()) {
+      if (j == to.size() || (i < from.size() && key(from[i]) < key(to[j]))) {
+        on_delete(from[i++], deletes.emplace_back());
+      } else if (i == from.size() || key(to[j]) < key(from[i])) {
+        on_upsert(to[j++], upserts.emplace_back());
+      } else {
+        if (!(from[i] == to[j]))
+          on_upsert(to[j], upserts.emplace_back());
+        ++i;
+        ++j;
+      }
+    }
+    return;
+  }
   auto a = index_by(from, key);
   auto b = index_by(to, key);
   for (const auto &[k, x] : a) {

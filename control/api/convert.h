@@ -41,21 +41,36 @@ Backend from_proto(const pb::Backend &in, const std::string &field);
 Service from_proto(const pb::Service &in);
 
 // Applies a transaction's operations in order to `tables`: upserts replace
-// by key, deleting a missing entry is a DecodeError. Keeps an index of every
-// table, so build one editor per transaction; call finish() at the end (the
-// tables are in an unspecified order until then). The caller runs check()
-// afterwards.
+// by key, deleting a missing entry is a DecodeError. Finds entries by binary
+// search when `tables` is canonical (else through an index of every table),
+// so build one editor per transaction; call finish() at the end (new entries
+// are then merged in order: canonical tables stay canonical). The caller
+// runs check() afterwards.
+// What a transaction touched: lets the data plane check only the changed
+// entries (stratus::check_changed) when no table they depend on changed.
+struct TxnChanges {
+  bool node_nexthops_vrfs = false;                         // any operation on those tables
+  std::vector<std::pair<std::uint32_t, IpPrefix>> routes;  // upserted route keys
+  std::vector<std::uint32_t> services;                     // upserted service ids
+};
+
 class TxnEditor {
  public:
   explicit TxnEditor(Tables &tables);
   ~TxnEditor();
   void apply(const pb::TxnOp &op);
   void finish();
+  // What the operations so far added to digest(tables) (mod 2^64): the
+  // digest after the transaction is the one before plus this, in O(ops).
+  std::uint64_t digest_delta() const;
+  const TxnChanges &changes() const { return changes_; }
 
  private:
   struct Index;
   Tables &t_;
   std::unique_ptr<Index> index_;
+  std::uint64_t node_delta_ = 0;
+  TxnChanges changes_;
 };
 
 // One operation on its own (a TxnEditor for a single op).

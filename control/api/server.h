@@ -90,6 +90,9 @@ class DataplaneService final : public pb::Dataplane::Service {
   grpc::Status commit(std::shared_ptr<const Tables> next, std::uint64_t generation,
                       pb::ApplyReply *reply);
   void record(bool ok, double seconds);
+  // The spare tables replayed up to the live ones, or nullptr.
+  std::shared_ptr<Tables> take_spare();
+  void spare_loop();
   void persist_loop();
 
   DataplaneDriver &driver_;
@@ -98,12 +101,28 @@ class DataplaneService final : public pb::Dataplane::Service {
   std::uint64_t started_unix_s_;
 
   std::mutex apply_mu_;  // one transaction at a time, held across install
+  // Under apply_mu_: the live tables (the object tables_ points to), and the
+  // tables before the last delta Apply with that Apply's operations, which
+  // turn them into the live ones (double buffering: a delta edits the spare
+  // instead of a copy of everything). Costs a second set of tables in memory.
+  std::shared_ptr<Tables> live_mut_;
+  std::shared_ptr<Tables> spare_;
+  std::vector<pb::TxnOp> last_ops_;
 
   mutable std::mutex mu_;  // guards the snapshot below (short critical sections)
   std::shared_ptr<const Tables> tables_;
   std::uint64_t generation_ = 0;
-  std::uint64_t digest_ = 0;
+  std::uint64_t digest_ = 0;                        // reported: 0 until the first Apply
+  std::uint64_t tables_digest_ = digest(Tables{});  // digest(*tables_), always
   ApplyStats stats_;
+
+  // After a full sync, a copy of the new tables is made off the Apply path
+  // to become the spare.
+  std::mutex spare_mu_;
+  std::condition_variable spare_cv_;
+  std::shared_ptr<const Tables> spare_source_;
+  bool spare_stop_ = false;
+  std::thread spare_thread_;
 
   // Persistence runs off the Apply path: the newest snapshot wins.
   std::mutex persist_mu_;

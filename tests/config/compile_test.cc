@@ -320,6 +320,49 @@ TEST(CompileMaglev, NoActiveBackendGivesAnEmptyTable) {
   EXPECT_EQ(check(t), std::vector<std::string>{});
 }
 
+TEST(CompileMaglev, ReusedTablesEqualRebuiltOnes) {
+  // compile() takes a service's Maglev table from the previous tables when
+  // its inputs (M, backend names and weights, index by index) are the same.
+  // Whatever it reuses, the result must equal a compile from nothing.
+  auto config = [](const char *web_b2, const char *api_m) {
+    return load(std::string("nodes: [{name: gw, region: a, kind: xdp, api: 'unix:/g', "
+                            "vteps: [192.0.2.1]}]\n"
+                            "services:\n"
+                            "  - name: web\n"
+                            "    vip: 203.0.113.10\n"
+                            "    maglev_size: 1009\n"
+                            "    backends: [{name: b1, address: 192.0.2.51},\n"
+                            "               {name: b2, address: 192.0.2.52") +
+                web_b2 +
+                "}]\n"
+                "  - name: api\n"
+                "    vip: 203.0.113.11\n"
+                "    maglev_size: " +
+                api_m +
+                "\n"
+                "    backends: [{name: a1, address: 192.0.2.61}, {name: a2, address: "
+                "192.0.2.62}]\n");
+  };
+  Tables v1 = compile(config("", "1009"), "gw", nullptr);
+  const std::vector<std::pair<const char *, const char *>> edits = {
+      {", weight: 3", "1009"},        // web's inputs change, api's do not
+      {", state: draining", "1009"},  // b2 takes no slots
+      {", state: draining", "1013"},  // api's M changes
+      {"", "1013"},                   // back to all active
+  };
+  Tables prev = v1;
+  for (const auto &[b2, m] : edits) {
+    Config c = config(b2, m);
+    Tables incremental = compile(c, "gw", &prev);
+    EXPECT_EQ(incremental, compile(c, "gw", nullptr)) << b2 << " M " << m;
+    prev = incremental;
+  }
+  // A previous table that cannot be right for the inputs is not reused.
+  Tables bad = v1;
+  bad.services[0].maglev.pop_back();
+  EXPECT_EQ(compile(config("", "1009"), "gw", &bad), v1);
+}
+
 TEST_F(Compile, IdsAreDense) {
   // VRFs from 1, services from 0, backends from 0 across services.
   std::vector<std::uint32_t> backend_ids;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "control/api/convert.h"
@@ -194,6 +195,149 @@ TEST(Service, FullSyncThenDelta) {
   ASSERT_TRUE(svc.apply(txn(6, 5, false, diff(sample(), next)), &reply).ok());
   EXPECT_EQ(svc.generation(), 6u);
   EXPECT_EQ(*svc.tables(), next);
+}
+
+// A table set with more of everything than sample(), for the edit paths.
+Tables larger() {
+  Tables t = sample();
+  for (std::uint32_t i = 0; i < 50; ++i) {
+    t.routes.push_back({2,
+                        IpPrefix{IpAddress::v4(0x0a000000u + (i << 8)), 24},
+                        RouteKind::kBlackhole,
+                        {},
+                        0,
+                        "",
+                        {}});
+  }
+  Service dns = t.services[0];
+  dns.id = 3;
+  dns.name = "dns";
+  dns.proto = 17;
+  dns.port = 53;
+  dns.backends[0].id = 10;
+  dns.backends[1].id = 11;
+  t.services.push_back(dns);
+  canonicalize(t);
+  return t;
+}
+
+std::string serialized(const std::vector<pb::TxnOp> &ops) {
+  std::string out;
+  for (const auto &op : ops)
+    out += op.SerializeAsString();
+  return out;
+}
+
+TEST(Convert, EditorDigestDeltaIsTheDigestChange) {
+  Tables before = larger();
+  Tables after = before;
+  after.routes.erase(after.routes.begin() + 3);
+  after.routes[7].kind = RouteKind::kBlackhole;
+  after.routes.push_back({1, prefix("10.7.0.0/16"), RouteKind::kBlackhole, {}, 0, "", {}});
+  after.services[1].backends[0].weight = 5;
+  after.node.underlay_mtu = 9000;
+  canonicalize(after);
+  std::vector<pb::TxnOp> ops = diff(before, after);
+  // Within one transaction too: a route deleted then put back, a new route
+  // added then deleted.
+  pb::TxnOp del, put, add, undo;
+  del.mutable_delete_route()->set_vrf(before.routes[0].vrf);
+  to_proto(before.routes[0].prefix, del.mutable_delete_route()->mutable_prefix());
+  to_proto(before.routes[0], put.mutable_upsert_route());
+  Route extra{2, prefix("10.200.0.0/16"), RouteKind::kBlackhole, {}, 0, "", {}};
+  to_proto(extra, add.mutable_upsert_route());
+  undo.mutable_delete_route()->set_vrf(2);
+  to_proto(extra.prefix, undo.mutable_delete_route()->mutable_prefix());
+  ops.insert(ops.end(), {del, put, add, undo});
+
+  Tables edited = before;
+  TxnEditor editor(edited);
+  for (const auto &op : ops)
+    editor.apply(op);
+  editor.finish();
+  EXPECT_EQ(edited, after) << "finish() merges new entries in key order";
+  EXPECT_EQ(digest(before) + editor.digest_delta(), digest(after));
+}
+
+TEST(Convert, DiffOfUnsortedTablesGivesTheSameOperations) {
+  // The merge walk over canonical tables and the indexed path over any order
+  // agree, operation for operation.
+  Tables a = larger();
+  Tables b = a;
+  b.routes.erase(b.routes.begin() + 10, b.routes.begin() + 20);
+  b.routes[0].vni_out = 300;
+  b.services.erase(b.services.begin());
+  canonicalize(b);
+  Tables ra = a, rb = b;
+  std::reverse(ra.routes.begin(), ra.routes.end());
+  std::reverse(rb.services.begin(), rb.services.end());
+  std::reverse(rb.routes.begin(), rb.routes.end());
+  EXPECT_EQ(serialized(diff(ra, rb)), serialized(diff(a, b)));
+  EXPECT_EQ(diff(a, b).size(), 12u);  // 10 + 1 deletes, 1 route upsert
+}
+
+TEST(Service, DeltaChainMatchesTheTablesItDescribes) {
+  // Deltas edit the spare tables (the previous generation, brought up to
+  // date by replaying the last delta) or a copy of the live ones: every step
+  // must give exactly the tables the sender meant, and their digest.
+  FakeDriver driver;
+  DataplaneService svc(driver, {});
+  pb::ApplyReply reply;
+  Tables want = larger();
+  ASSERT_TRUE(svc.apply(txn(1, 0, true, full_sync_ops(want)), &reply).ok());
+  std::uint64_t gen = 1;
+  std::shared_ptr<const Tables> held;  // a reader holding a snapshot
+  for (int step = 0; step < 12; ++step) {
+    Tables next = want;
+    switch (step % 4) {
+      case 0:
+        next.routes.erase(next.routes.begin() + step);
+        break;
+      case 1:
+        next.routes.push_back({2,
+                               IpPrefix{IpAddress::v4(0x0b000000u + (step << 8)), 24},
+                               RouteKind::kBlackhole,
+                               {},
+                               0,
+                               "",
+                               {}});
+        break;
+      case 2:
+        next.services.back().backends[1].state = BackendState::kDown;
+        next.services.back().maglev.assign(next.services.back().maglev_size, 0);
+        next.node.underlay_mtu = 1400 + step;
+        break;
+      case 3:
+        next.services.back().backends[1].state = BackendState::kActive;
+        next.services.back().maglev = {0, 1, 0, 1, 0, 1, 0};
+        next.vrfs.push_back({static_cast<std::uint32_t>(10 + step),
+                             static_cast<std::uint32_t>(1000 + step),
+                             "t" + std::to_string(step),
+                             {}});
+        break;
+    }
+    canonicalize(next);
+    if (step == 5) {
+      // A refused delta in the chain: nothing changes, the next one applies.
+      Tables bad = next;
+      bad.routes.push_back({99, prefix("10.0.0.0/8"), RouteKind::kBlackhole, {}, 0, "", {}});
+      canonicalize(bad);
+      EXPECT_FALSE(svc.apply(txn(gen + 1, gen, false, diff(want, bad)), &reply).ok());
+      EXPECT_EQ(*svc.tables(), want);
+    }
+    if (step == 8)
+      held = svc.tables();
+    auto ops = diff(want, next);
+    ASSERT_TRUE(svc.apply(txn(gen + 1, gen, false, ops), &reply).ok()) << "step " << step;
+    ++gen;
+    want = next;
+    EXPECT_EQ(*svc.tables(), want) << "step " << step;
+    EXPECT_EQ(driver.installed, want) << "step " << step;
+    EXPECT_EQ(svc.table_digest(), digest(want)) << "step " << step;
+    EXPECT_EQ(reply.digest(), digest(want)) << "step " << step;
+  }
+  ASSERT_TRUE(held);
+  EXPECT_EQ(held->node.underlay_mtu, 1400u + 6) << "a reader's snapshot never changes";
 }
 
 TEST(Service, DeltaOnWrongBaseIsRefusedAndChangesNothing) {

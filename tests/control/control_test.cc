@@ -69,11 +69,13 @@ class ControlTest : public ::testing::Test {
     set_log_enabled(true);
   }
 
-  Controller &controller(ClientFactory factory = grpc_client_factory()) {
+  Controller &controller(ClientFactory factory = grpc_client_factory(),
+                         const std::string &runtime_file = "") {
     ControllerOptions o;
     o.client_factory = std::move(factory);
     o.session = fast_sessions();
     o.seed_timeout = 300ms;
+    o.runtime_file = runtime_file;
     controller_ = std::make_unique<Controller>(o, &metrics_);
     return *controller_;
   }
@@ -352,6 +354,47 @@ TEST_F(ControlTest, OverridesSurviveReload) {
   ASSERT_TRUE(controller_->wait_in_sync(20s));
   EXPECT_EQ(find_backend(*a_->service().tables(), "api", "api-1").backend->state,
             BackendState::kDraining);
+}
+
+TEST_F(ControlTest, OverridesSurviveADaemonRestartWithARuntimeFile) {
+  a_->start();
+  b_->start();
+  const std::string file = dir_.path() + "/overrides";
+  controller(grpc_client_factory(), file);
+  ASSERT_TRUE(load(params_).ok);
+  ASSERT_EQ(controller_->set_backend("api", "api-1", BackendAction::kDrain), "");
+  ASSERT_EQ(controller_->set_backend("web", "web-2", BackendAction::kWeight, 7), "");
+  ASSERT_TRUE(controller_->wait_in_sync(20s));
+
+  controller(grpc_client_factory(), file);  // stratusd restarts
+  ASSERT_TRUE(load(params_).ok);
+  ASSERT_TRUE(controller_->wait_in_sync(20s));
+  EXPECT_EQ(find_backend(*a_->service().tables(), "api", "api-1").backend->state,
+            BackendState::kDraining);
+  EXPECT_EQ(find_backend(*a_->service().tables(), "web", "web-2").backend->weight, 7u);
+
+  // Undone overrides are gone after the next restart too; without the file
+  // nothing is restored.
+  ASSERT_EQ(controller_->set_backend("api", "api-1", BackendAction::kReset), "");
+  controller(grpc_client_factory(), file);
+  ASSERT_TRUE(load(params_).ok);
+  EXPECT_EQ(controller_->runtime().overrides.size(), 1u);
+  controller();
+  ASSERT_TRUE(load(params_).ok);
+  EXPECT_TRUE(controller_->runtime().overrides.empty());
+}
+
+TEST(RuntimeOverrides, TextRoundTripsAndRejectsGarbage) {
+  std::map<BackendKey, BackendOverride> o;
+  o[{"web", "web-1"}] = {true, std::nullopt};
+  o[{"web", "web-2"}] = {false, 0u};
+  o[{"api", "api-1"}] = {std::nullopt, 1000000u};
+  EXPECT_EQ(parse_overrides(overrides_text(o)), o);
+  EXPECT_EQ(parse_overrides(""), (std::map<BackendKey, BackendOverride>{}));
+  EXPECT_EQ(parse_overrides("web web-1 drain=2 weight=-\n"), std::nullopt);
+  EXPECT_EQ(parse_overrides("web web-1 drain=1\n"), std::nullopt);
+  EXPECT_EQ(parse_overrides("web web-1 drain=1 weight=x\n"), std::nullopt);
+  EXPECT_EQ(parse_overrides("web web-1 drain=1 weight=1 extra\n"), std::nullopt);
 }
 
 TEST_F(ControlTest, HealthFailureTakesTheBackendDownAndRecoveryBringsItBack) {
