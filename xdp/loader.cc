@@ -91,7 +91,8 @@ XdpLoader::XdpLoader(const LoaderOptions &options) : options_(options) {
   if (!skel_)
     throw_errno("opening the BPF object", errno);
   try {
-    if (int err = bpf_map__set_max_entries(skel_->maps.conns, static_cast<std::uint32_t>(ncpus_))) {
+    if (int err =
+            bpf_map__set_max_entries(skel_->maps.conns4, static_cast<std::uint32_t>(ncpus_))) {
       throw_errno("sizing the connection-table map", err);
     }
     if (!options_.pin_dir.empty()) {
@@ -238,7 +239,7 @@ void XdpLoader::unpin() {
 
 int XdpLoader::conn_table_fd(std::uint32_t cpu) const {
   __u32 id = 0;
-  if (bpf_map_lookup_elem(fd(skel_->maps.conns), &cpu, &id) != 0)
+  if (bpf_map_lookup_elem(fd(skel_->maps.conns4), &cpu, &id) != 0)
     return -1;
   return bpf_map_get_fd_by_id(id);
 }
@@ -257,12 +258,12 @@ std::uint32_t XdpLoader::conn_table_entries() const {
 }
 
 void XdpLoader::put_conn_table(int cpu, std::uint32_t entries, const char *what) {
-  int map = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "stratus_conn", sizeof(stratus_flow_key),
+  int map = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "stratus_conn4", sizeof(stratus_conn_key4),
                            sizeof(stratus_conn), entries, nullptr);
   if (map < 0)
     throw_errno("creating a connection table", map);
   __u32 key = static_cast<__u32>(cpu);
-  int err = bpf_map_update_elem(fd(skel_->maps.conns), &key, &map, BPF_ANY);
+  int err = bpf_map_update_elem(fd(skel_->maps.conns4), &key, &map, BPF_ANY);
   ::close(map);
   if (err)
     throw_errno(std::string(what) + " the connection table of CPU " + std::to_string(cpu), err);

@@ -37,7 +37,7 @@ using Entries = XdpDriver::Entries;
 // install writes only what changed. Filled from the live maps when they
 // were taken over from pins.
 struct XdpDriver::Mirror {
-  Entries node_cfg, ports, tx_ports, vnis, gateways, nexthops, routes, services, vips, backends;
+  Entries node_cfg, port_slots, ports, tx_ports, vnis, gateways, routes, services, vips, backends;
   // service id -> slot -> global backend id; nullopt: unknown content (maps
   // taken over from pins), rebuilt on the next install.
   std::map<std::uint32_t, std::optional<std::vector<std::uint32_t>>> maglev;
@@ -160,6 +160,32 @@ std::string addr_bytes(const __u32 (&w)[4]) {
     return std::string(reinterpret_cast<const char *>(w), 4);
   }
   return std::string(reinterpret_cast<const char *>(w), 16);
+}
+
+// The IPv4 connection-table key of a (reduced) flow key; false when the
+// flow is not IPv4 (words 1..3 of an address set) or its VRF does not fit.
+bool conn_key4(const stratus_flow_key &k, stratus_conn_key4 *out) {
+  if ((k.src[1] | k.src[2] | k.src[3] | k.dst[1] | k.dst[2] | k.dst[3]) != 0 ||
+      k.vrf >= (1u << 24)) {
+    return false;
+  }
+  out->vrf_proto = k.vrf << 8 | k.proto;
+  out->src = k.src[0];
+  out->dst = k.dst[0];
+  out->sport = k.sport;
+  out->dport = k.dport;
+  return true;
+}
+
+stratus_flow_key flow_key(const stratus_conn_key4 &c) {
+  stratus_flow_key k{};
+  k.vrf = c.vrf_proto >> 8;
+  k.proto = static_cast<std::uint8_t>(c.vrf_proto & 0xff);
+  k.src[0] = c.src;
+  k.dst[0] = c.dst;
+  k.sport = c.sport;
+  k.dport = c.dport;
+  return k;
 }
 
 // One live map write, remembered so that a failed install can be undone.
@@ -330,23 +356,24 @@ void XdpDriver::read_live_state() {
   auto &m = loader_->skel()->maps;
   Mirror &mi = *mirror_;
   mi.node_cfg = read_map(XdpLoader::fd(m.node_cfg), 4, sizeof(stratus_node_cfg), true);
+  mi.port_slots = read_map(XdpLoader::fd(m.port_slots), 4, sizeof(stratus_port), true);
   mi.ports = read_map(XdpLoader::fd(m.ports), 4, sizeof(stratus_port), false);
   mi.tx_ports = read_map(XdpLoader::fd(m.tx_ports), 4, 4, false);
   mi.vnis = read_map(XdpLoader::fd(m.vnis), 4, 4, false);
   mi.gateways = read_map(XdpLoader::fd(m.gateways), sizeof(stratus_gw_key), 4, false);
-  mi.nexthops =
-      read_map(XdpLoader::fd(m.nexthops), sizeof(stratus_addr_key), sizeof(stratus_nexthop), false);
   mi.routes =
       read_map(XdpLoader::fd(m.routes), sizeof(stratus_route_key), sizeof(stratus_route), false);
   mi.services = read_map(XdpLoader::fd(m.services), sizeof(stratus_service_key),
                          sizeof(stratus_service), false);
-  mi.vips = read_map(XdpLoader::fd(m.vips), sizeof(stratus_vip_key), 4, false);
+  mi.vips = read_map(XdpLoader::fd(m.vips), sizeof(stratus_vip_key), sizeof(stratus_vip), false);
   mi.backends = read_map(XdpLoader::fd(m.backends), 4, sizeof(stratus_backend), true);
   Entries maglev = read_map(XdpLoader::fd(m.maglev), 4, 4, false);
   for (const auto &[key, value] : maglev)
     mi.maglev[cooked<__u32>(key)] = std::nullopt;
   // Port names of the live port indexes, so that counters stay per port.
-  for (const auto &[key, value] : mi.ports) {
+  Entries all_ports = mi.ports;
+  all_ports.insert(mi.port_slots.begin(), mi.port_slots.end());
+  for (const auto &[key, value] : all_ports) {
     char name[IF_NAMESIZE] = {};
     if (if_indextoname(cooked<__u32>(key), name)) {
       mi.port_index[name] = cooked<stratus_port>(value).index;
@@ -421,6 +448,7 @@ void XdpDriver::install(const Tables & /*prev: the mirror says what is live*/, c
     node_cfg.desired.emplace(raw(__u32{0}), raw(cfg));
   }
 
+  MapPlan port_slots{"port_slots", XdpLoader::fd(maps.port_slots), true, {}, &mi.port_slots};
   MapPlan port_map{"ports", XdpLoader::fd(maps.ports), false, {}, &mi.ports};
   MapPlan tx_ports{"tx_ports", XdpLoader::fd(maps.tx_ports), false, {}, &mi.tx_ports};
   for (const Port &p : next.node.ports) {
@@ -430,7 +458,9 @@ void XdpDriver::install(const Tables & /*prev: the mirror says what is live*/, c
     v.vrf = p.role == PortRole::kTenant ? p.vrf : 0;
     v.role = p.role == PortRole::kTenant ? STRATUS_PORT_TENANT : STRATUS_PORT_UNDERLAY;
     copy_mac(v.mac, info.mac);
-    port_map.desired.emplace(raw(static_cast<__u32>(info.ifindex)), raw(v));
+    v.in_use = 1;
+    auto ifindex = static_cast<__u32>(info.ifindex);
+    (ifindex < STRATUS_PORT_SLOTS ? port_slots : port_map).desired.emplace(raw(ifindex), raw(v));
     tx_ports.desired.emplace(raw(info.index), raw(static_cast<__u32>(info.ifindex)));
   }
 
@@ -448,18 +478,29 @@ void XdpDriver::install(const Tables & /*prev: the mirror says what is live*/, c
     }
   }
 
-  MapPlan nexthops{"nexthops", XdpLoader::fd(maps.nexthops), false, {}, &mi.nexthops};
+  // Underlay next hops by remote address (16 bytes; all zero: the
+  // default), resolved here into the remote routes and the backends that
+  // use them (stratus_maps.h), so that the program looks none up.
+  std::map<std::array<std::uint8_t, 16>, stratus_nexthop> next_hops;
   for (std::size_t i = 0; i < next.nexthops.size(); ++i) {
     const NextHop &h = next.nexthops[i];
     const PortInfo &info = port_of(h.port, "nexthops[" + std::to_string(i) + "]");
-    auto key = zeroed<stratus_addr_key>();
-    copy_addr(key.addr, h.remote);
     auto v = zeroed<stratus_nexthop>();
     v.port = info.index;
     copy_mac(v.dst_mac, h.dst_mac);
     copy_mac(v.src_mac, h.src_mac.is_zero() ? info.mac : h.src_mac);
-    nexthops.desired.emplace(raw(key), raw(v));
+    next_hops[h.remote.bytes] = v;
   }
+  // The next hop toward `remote`: its own, else the default; false: none.
+  auto resolve = [&](const IpAddress &remote, stratus_nexthop *out) {
+    auto it = next_hops.find(remote.bytes);
+    if (it == next_hops.end())
+      it = next_hops.find(std::array<std::uint8_t, 16>{});
+    if (it == next_hops.end())
+      return false;
+    *out = it->second;
+    return true;
+  };
 
   MapPlan routes{"routes", XdpLoader::fd(maps.routes), false, {}, &mi.routes};
   for (std::size_t i = 0; i < next.routes.size(); ++i) {
@@ -480,6 +521,7 @@ void XdpDriver::install(const Tables & /*prev: the mirror says what is live*/, c
         v.kind = STRATUS_ROUTE_REMOTE;
         v.vni = r.vni_out;
         copy_addr(v.vtep, r.vtep);
+        v.has_nexthop = resolve(r.vtep, &v.nexthop) ? 1 : 0;
         break;
       case RouteKind::kLocal:
         v.kind = STRATUS_ROUTE_LOCAL;
@@ -496,7 +538,7 @@ void XdpDriver::install(const Tables & /*prev: the mirror says what is live*/, c
   MapPlan services{"services", XdpLoader::fd(maps.services), false, {}, &mi.services};
   MapPlan vips{"vips", XdpLoader::fd(maps.vips), false, {}, &mi.vips};
   MapPlan backends{"backends", XdpLoader::fd(maps.backends), true, {}, &mi.backends};
-  std::map<std::string, std::uint32_t> vip_count;
+  std::map<std::string, stratus_vip> vip_entries;              // raw stratus_vip_key -> value
   std::map<std::uint32_t, std::vector<std::uint32_t>> maglev;  // service id -> global ids
   for (const Service &s : next.services) {
     if (!s.vip.is_v4())
@@ -515,7 +557,19 @@ void XdpDriver::install(const Tables & /*prev: the mirror says what is live*/, c
     vkey.vrf = s.vrf;
     copy_addr(vkey.vip, s.vip);
     vkey.proto = s.proto;
-    vip_count[raw(vkey)] += 1;
+    stratus_vip &vip = vip_entries.try_emplace(raw(vkey), zeroed<stratus_vip>()).first->second;
+    vip.services += 1;
+    if (s.port == 0) {
+      vip.has_any_port = 1;
+      vip.any_port = v;
+    } else if (++vip.port_services == 1) {
+      vip.port = key.port;
+      vip.port_service = v;
+    } else {
+      // Several port services: the program looks them up in `services`.
+      vip.port = 0;
+      vip.port_service = zeroed<stratus_service>();
+    }
     for (const Backend &b : s.backends) {
       auto bv = zeroed<stratus_backend>();
       switch (b.state) {
@@ -537,6 +591,7 @@ void XdpDriver::install(const Tables & /*prev: the mirror says what is live*/, c
       }
       copy_addr(bv.tunnel_dst, b.tunnel_dst);
       copy_mac(bv.mac, b.inner_dst_mac);
+      bv.has_nexthop = resolve(b.tunnel_dst, &bv.nexthop) ? 1 : 0;
       backends.desired.emplace(raw(b.id), raw(bv));
     }
     if (!s.maglev.empty()) {
@@ -548,8 +603,8 @@ void XdpDriver::install(const Tables & /*prev: the mirror says what is live*/, c
     }
   }
 
-  for (const auto &[key, count] : vip_count)
-    vips.desired.emplace(key, raw(count));
+  for (const auto &[key, value] : vip_entries)
+    vips.desired.emplace(key, raw(value));
 
   // ---- 2. Prepare aside: new Maglev tables for the services that changed.
   Transaction txn;
@@ -581,12 +636,12 @@ void XdpDriver::install(const Tables & /*prev: the mirror says what is live*/, c
   for (auto &[id, fd] : new_maglev) {
     txn.put(outer, raw(id), raw(static_cast<__u32>(fd.get())), current_inner(id), false, "maglev");
   }
-  for (MapPlan *m :
-       {&tx_ports, &port_map, &vnis, &gateways, &nexthops, &routes, &services, &vips, &node_cfg}) {
+  for (MapPlan *m : {&tx_ports, &port_slots, &port_map, &vnis, &gateways, &routes, &services, &vips,
+                     &node_cfg}) {
     apply_upserts(txn, *m);
   }
   for (MapPlan *m :
-       {&vips, &services, &routes, &nexthops, &gateways, &vnis, &port_map, &tx_ports}) {
+       {&vips, &services, &routes, &gateways, &vnis, &port_map, &port_slots, &tx_ports}) {
     apply_deletes(txn, *m);
   }
   for (const auto &[id, table] : mi.maglev) {
@@ -600,7 +655,7 @@ void XdpDriver::install(const Tables & /*prev: the mirror says what is live*/, c
   txn.commit();
 
   // ---- 4. The mirror now matches the maps.
-  for (MapPlan *m : {&node_cfg, &port_map, &tx_ports, &vnis, &gateways, &nexthops, &routes,
+  for (MapPlan *m : {&node_cfg, &port_slots, &port_map, &tx_ports, &vnis, &gateways, &routes,
                      &services, &vips, &backends}) {
     *m->mirror = std::move(m->desired);
   }
@@ -729,13 +784,16 @@ void XdpDriver::counters(api::pb::CountersReply *out) {
 
 std::optional<api::FlowEntry> XdpDriver::lookup_flow(const stratus_flow_key &key) {
   std::optional<api::FlowEntry> best;
+  stratus_conn_key4 ck{};
+  if (!conn_key4(key, &ck))
+    return best;  // not an IPv4 flow: no table holds it
   std::uint64_t now = monotonic_ns();
   for (int cpu = 0; cpu < loader_->possible_cpus(); ++cpu) {
     Fd table(loader_->conn_table_fd(static_cast<std::uint32_t>(cpu)));
     if (table.get() < 0)
       continue;
     stratus_conn conn{};
-    if (bpf_map_lookup_elem(table.get(), &key, &conn) != 0)
+    if (bpf_map_lookup_elem(table.get(), &ck, &conn) != 0)
       continue;
     api::FlowEntry e;
     e.service_id = conn.service;
@@ -748,20 +806,20 @@ std::optional<api::FlowEntry> XdpDriver::lookup_flow(const stratus_flow_key &key
   return best;
 }
 
-// Calls fn(cpu, table fd, key) for every key of every CPU's connection
-// table until fn returns false.
+// Calls fn(cpu, table fd, table key, flow key) for every key of every
+// CPU's connection table until fn returns false.
 template <typename Fn>
 void XdpDriver::walk_flows(Fn &&fn) {
   for (int cpu = 0; cpu < loader_->possible_cpus(); ++cpu) {
     Fd table(loader_->conn_table_fd(static_cast<std::uint32_t>(cpu)));
     if (table.get() < 0)
       continue;
-    stratus_flow_key key{}, next{};
+    stratus_conn_key4 key{}, next{};
     const void *prev = nullptr;
     while (bpf_map_get_next_key(table.get(), prev, &next) == 0) {
       key = next;
       prev = &key;
-      if (!fn(static_cast<std::uint32_t>(cpu), table.get(), key))
+      if (!fn(static_cast<std::uint32_t>(cpu), table.get(), key, flow_key(key)))
         return;
     }
   }
@@ -771,32 +829,33 @@ void XdpDriver::dump_flows(const api::pb::FlowsRequest &req,
                            const std::function<bool(const api::pb::Flow &)> &sink) {
   std::uint64_t now = monotonic_ns();
   std::uint32_t sent = 0;
-  walk_flows([&](std::uint32_t cpu, int table, const stratus_flow_key &key) {
-    stratus_conn conn{};
-    if (bpf_map_lookup_elem(table, &key, &conn) != 0)
-      return true;  // expired between the two calls
-    if (req.filter_service() && conn.service != req.service_id())
-      return true;
-    api::pb::Flow f;
-    f.set_vrf(key.vrf);
-    f.mutable_src()->set_addr(addr_bytes(key.src));
-    f.mutable_dst()->set_addr(addr_bytes(key.dst));
-    f.set_proto(key.proto);
-    f.set_sport(ntohs(key.sport));
-    f.set_dport(ntohs(key.dport));
-    f.set_service_id(conn.service);
-    f.set_backend_id(conn.backend);
-    f.set_cpu(cpu);
-    f.set_age_ms(now > conn.last_seen_ns ? (now - conn.last_seen_ns) / 1000000 : 0);
-    if (!sink(f))
-      return false;
-    return !(req.limit() && ++sent >= req.limit());
-  });
+  walk_flows(
+      [&](std::uint32_t cpu, int table, const stratus_conn_key4 &ck, const stratus_flow_key &key) {
+        stratus_conn conn{};
+        if (bpf_map_lookup_elem(table, &ck, &conn) != 0)
+          return true;  // expired between the two calls
+        if (req.filter_service() && conn.service != req.service_id())
+          return true;
+        api::pb::Flow f;
+        f.set_vrf(key.vrf);
+        f.mutable_src()->set_addr(addr_bytes(key.src));
+        f.mutable_dst()->set_addr(addr_bytes(key.dst));
+        f.set_proto(key.proto);
+        f.set_sport(ntohs(key.sport));
+        f.set_dport(ntohs(key.dport));
+        f.set_service_id(conn.service);
+        f.set_backend_id(conn.backend);
+        f.set_cpu(cpu);
+        f.set_age_ms(now > conn.last_seen_ns ? (now - conn.last_seen_ns) / 1000000 : 0);
+        if (!sink(f))
+          return false;
+        return !(req.limit() && ++sent >= req.limit());
+      });
 }
 
 std::uint64_t XdpDriver::flow_count() {
   std::uint64_t n = 0;
-  walk_flows([&n](std::uint32_t, int, const stratus_flow_key &) {
+  walk_flows([&n](std::uint32_t, int, const stratus_conn_key4 &, const stratus_flow_key &) {
     ++n;
     return true;
   });

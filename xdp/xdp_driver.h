@@ -55,7 +55,8 @@ class XdpDriver final : public api::DataplaneDriver {
   using Entries = std::map<std::string, std::string>;
 
  private:
-  // Calls fn(cpu, table fd, key) for every connection until it returns false.
+  // Calls fn(cpu, table fd, table key, flow key) for every connection until
+  // it returns false.
   template <typename Fn>
   void walk_flows(Fn &&fn);
 

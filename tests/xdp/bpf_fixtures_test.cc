@@ -19,6 +19,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
@@ -317,6 +318,146 @@ TEST(Underlay, ArpForVtepPasses) {
   step.input = arp;
   step.verdict = fx::Verdict::kPass;
   check_step(driver, step, 0);
+}
+
+// Per-VRF tx counts what leaves a tenant VRF encapsulated or delivered,
+// load-balanced packets included (inner frame bytes, like routed ones);
+// service and backend counters count forwarded packets only.
+struct LbCounts {
+  std::uint64_t vrf_rx = 0, vrf_tx = 0, vrf_tx_bytes = 0, service = 0, backends = 0;
+};
+
+LbCounts lb_counts(XdpDriver &driver, std::uint32_t vrf) {
+  api::pb::CountersReply r;
+  driver.counters(&r);
+  LbCounts c;
+  for (const auto &v : r.vrfs()) {
+    if (v.vrf() == vrf) {
+      c.vrf_rx = v.rx().packets();
+      c.vrf_tx = v.tx().packets();
+      c.vrf_tx_bytes = v.tx().bytes();
+    }
+  }
+  for (const auto &s : r.services()) {
+    c.service += s.fwd().packets();
+    for (const auto &b : s.backends())
+      c.backends += b.fwd().packets();
+  }
+  return c;
+}
+
+TEST(Counters, LoadBalancedPacketCountsInItsVrf) {
+  const fx::Case &c = find_case("lb_tenant_port");
+  const auto &p = std::get<fx::PacketStep>(c.steps.at(0));
+  Tables tables = fixtures().tables.at(c.tables);
+  std::uint32_t vrf = 0;
+  for (const Port &port : tables.node.ports) {
+    if (port.name == p.in_port)
+      vrf = port.vrf;
+  }
+  ASSERT_NE(vrf, 0u) << p.in_port << " is not a tenant port";
+  XdpDriver driver(private_maps());
+  driver.install(Tables{}, tables);
+  LbCounts before = lb_counts(driver, vrf);
+  check_step(driver, p, 0);
+  LbCounts after = lb_counts(driver, vrf);
+  // The inner frame: Ethernet and the IP packet (total length), no padding.
+  ASSERT_GE(p.input.size(), 18u);
+  std::uint64_t inner = 14u + (static_cast<std::uint64_t>(p.input[16]) << 8 | p.input[17]);
+  EXPECT_EQ(after.vrf_rx - before.vrf_rx, 1u);
+  EXPECT_EQ(after.vrf_tx - before.vrf_tx, 1u);
+  EXPECT_EQ(after.vrf_tx_bytes - before.vrf_tx_bytes, inner);
+  EXPECT_EQ(after.service - before.service, 1u);
+  EXPECT_EQ(after.backends - before.backends, 1u);
+}
+
+TEST(Counters, DroppedLoadBalancedPacketIsNotForwarded) {
+  const fx::Case &c = find_case("lb_mtu_exceeded_vxlan");
+  const auto &p = std::get<fx::PacketStep>(c.steps.at(0));
+  ASSERT_EQ(p.verdict, fx::Verdict::kDrop);
+  XdpDriver driver(private_maps());
+  driver.install(Tables{}, fixtures().tables.at(c.tables));
+  LbCounts before = lb_counts(driver, 0);
+  check_step(driver, p, 0);
+  LbCounts after = lb_counts(driver, 0);
+  EXPECT_EQ(after.service - before.service, 0u);
+  EXPECT_EQ(after.backends - before.backends, 0u);
+}
+
+// A VIP with several port services: the `vips` entry cannot carry them,
+// the program finds each in `services` (no fixture has such a VIP).
+TEST(Lb, VipWithSeveralPortServices) {
+  const fx::Case &c = find_case("lb_underlay_vxlan_backend");
+  const auto &p = std::get<fx::PacketStep>(c.steps.at(0));
+  Tables tables = fixtures().tables.at(c.tables);
+  ASSERT_GE(p.input.size(), 34u);
+  std::uint32_t vip = 0;  // the fixture's destination, network order
+  std::memcpy(&vip, p.input.data() + 30, 4);
+  const Service *web = nullptr;
+  std::uint32_t service_id = 0, backend_id = 0;
+  for (const Service &svc : tables.services) {
+    service_id = std::max(service_id, svc.id + 1);
+    for (const Backend &be : svc.backends)
+      backend_id = std::max(backend_id, be.id + 1);
+    if (svc.vip.is_v4() && svc.vip.v4_be() == vip && svc.proto == p.input[14 + 9])
+      web = &svc;
+  }
+  ASSERT_NE(web, nullptr) << "no service on the fixture's VIP";
+  ASSERT_NE(web->port, 0) << "the fixture's service must have a port";
+  Service alt = *web;
+  alt.id = service_id;
+  alt.name = "web-alt";
+  alt.port = static_cast<std::uint16_t>(web->port + 1);
+  Backend b;
+  b.id = backend_id;
+  b.name = "web-alt-a";
+  b.addr = *IpAddress::parse("192.0.2.99");
+  b.encap = Encap::kIpip;
+  b.tunnel_dst = b.addr;
+  alt.backends = {b};
+  alt.maglev_size = 7;
+  alt.maglev.assign(7, 0);
+  tables.services.push_back(alt);
+  XdpDriver driver(private_maps());
+  driver.install(Tables{}, tables);
+
+  // The fixture's port: its own service, the fixture's output.
+  check_step(driver, p, 0);
+
+  auto with_port = [&](std::uint16_t port) {
+    std::vector<std::uint8_t> in = p.input;
+    std::size_t l4 = 14 + (in[14] & 0x0fu) * 4;
+    in[l4 + 2] = static_cast<std::uint8_t>(port >> 8);
+    in[l4 + 3] = static_cast<std::uint8_t>(port);
+    return in;
+  };
+  auto alt_packets = [&] {
+    api::pb::CountersReply r;
+    driver.counters(&r);
+    for (const auto &s : r.services()) {
+      if (s.id() == alt.id)
+        return s.fwd().packets();
+    }
+    return std::uint64_t{0};
+  };
+
+  // The other port: the other service, IPIP toward its backend.
+  RunResult r = run_packet(driver.program_fd(), p.in_port, with_port(alt.port));
+  ASSERT_EQ(r.rc, 0);
+  EXPECT_EQ(action_name(r.action), action_name(XDP_TX));
+  ASSERT_GE(r.output.size(), 34u);
+  EXPECT_EQ(r.output[14 + 9], 4) << "outer protocol IPIP";
+  std::uint32_t outer_dst;
+  std::memcpy(&outer_dst, r.output.data() + 30, 4);
+  EXPECT_EQ(outer_dst, b.tunnel_dst.v4_be());
+  EXPECT_EQ(alt_packets(), 1u);
+
+  // A port of neither (and no port-0 service): the host's.
+  fx::PacketStep none = p;
+  none.input = with_port(static_cast<std::uint16_t>(web->port + 2));
+  none.verdict = fx::Verdict::kPass;
+  check_step(driver, none, 1);
+  EXPECT_EQ(alt_packets(), 1u);
 }
 
 // Connection entries expire after the node's timeout: the next packet of

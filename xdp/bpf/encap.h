@@ -1,8 +1,9 @@
 /* Leaving the node: transmit on a port (XDP_TX on the ingress port,
  * bpf_redirect_map to another), and the encapsulations that precede it,
- * VXLAN (RFC 7348, SPEC.md §3) and IPIP, with the underlay next-hop lookup
- * and the MTU check. Also the packet summary (struct stratus_pkt) that the
- * steps pass along, since packet pointers do not survive a head adjust.
+ * VXLAN (RFC 7348, SPEC.md §3) and IPIP, toward an underlay next hop that
+ * the loader resolved into the route or backend, with the MTU check. Also
+ * the packet summary (struct stratus_pkt) that the steps pass along, since
+ * packet pointers do not survive a head adjust.
  */
 #ifndef STRATUS_XDP_BPF_ENCAP_H
 #define STRATUS_XDP_BPF_ENCAP_H
@@ -28,13 +29,12 @@ struct stratus_pkt {
   __u8 tos;
   __u8 fragment;
   __u8 options;
-  /* 1: (vrf, dst, proto) is known to be in `vips` (the underlay checked it
-   * before entering the VRF pipeline), so the pipeline need not look again. */
-  __u8 vip;
-  /* stratus_flow_hash(&tuple) when tuple_hash_valid: the load balancer
-   * computed it (its reduced key equalled the tuple), VXLAN reuses it. */
-  __u32 tuple_hash;
-  __u32 tuple_hash_valid;
+  __u8 pad;
+  /* The VXLAN source port of `tuple` when already known (the load
+   * balancer's hash of an unreduced key, or its connection entry); 0: the
+   * encapsulation computes it. */
+  __u16 vxlan_sport;
+  __u16 pad2;
 };
 
 /* A forwarded frame ends where its IP packet ends: Ethernet padding (or
@@ -59,15 +59,6 @@ static __always_inline int stratus_transmit(struct xdp_md *ctx, __u32 in_port, _
     return stratus_drop(STRATUS_DROP_PORT_DOWN);
   stratus_count_port_tx(out_port, len);
   return XDP_REDIRECT;
-}
-
-static __always_inline struct stratus_nexthop *stratus_nexthop_v4(__be32 remote) {
-  struct stratus_addr_key key = {.addr = {remote, 0, 0, 0}};
-  struct stratus_nexthop *nh = bpf_map_lookup_elem(&nexthops, &key);
-  if (nh)
-    return nh;
-  key.addr[0] = 0;
-  return bpf_map_lookup_elem(&nexthops, &key);
 }
 
 /* An option-less outer IPv4 header, its checksum summed from the values
@@ -99,12 +90,12 @@ static __always_inline void stratus_outer_ipv4(struct iphdr *ip, const struct st
   ip->daddr = dst;
 }
 
-/* Wraps the whole frame (inner Ethernet first) in VXLAN toward `dst`. */
+/* Wraps the whole frame (inner Ethernet first) in VXLAN toward `dst`
+ * through `nh` (0: no next hop reaches `dst`). */
 static __always_inline int stratus_encap_vxlan(struct xdp_md *ctx,
                                                const struct stratus_node_cfg *cfg,
-                                               const struct stratus_pkt *pkt, __be32 dst,
-                                               __u32 vni) {
-  struct stratus_nexthop *nh = stratus_nexthop_v4(dst);
+                                               const struct stratus_pkt *pkt, __be32 dst, __u32 vni,
+                                               const struct stratus_nexthop *nh) {
   if (!nh)
     return stratus_drop(STRATUS_DROP_NO_NEXTHOP);
 
@@ -113,9 +104,8 @@ static __always_inline int stratus_encap_vxlan(struct xdp_md *ctx,
       inner_len + sizeof(struct iphdr) + sizeof(struct udphdr) + sizeof(struct vxlanhdr_stratus);
   if (ip_len > cfg->mtu)
     return stratus_drop(STRATUS_DROP_MTU_EXCEEDED);
-  __u32 hash =
-      pkt->tuple_hash_valid ? pkt->tuple_hash : stratus_flow_hash(&pkt->tuple, cfg->hash_seed);
-  __u16 sport = stratus_vxlan_sport_from_hash(hash);
+  __u16 sport =
+      pkt->vxlan_sport ? pkt->vxlan_sport : stratus_vxlan_sport(&pkt->tuple, cfg->hash_seed);
 
   if (bpf_xdp_adjust_head(ctx, -(int)STRATUS_VXLAN_OVERHEAD))
     return stratus_drop(STRATUS_DROP_TX_FAILED);
@@ -143,11 +133,12 @@ static __always_inline int stratus_encap_vxlan(struct xdp_md *ctx,
 }
 
 /* Replaces the frame's Ethernet header by outer Ethernet + IPv4 (protocol
- * IPIP) toward `dst`: the inner IPv4 packet is carried unchanged. */
+ * IPIP) toward `dst` through `nh` (0: no next hop reaches `dst`): the inner
+ * IPv4 packet is carried unchanged. */
 static __always_inline int stratus_encap_ipip(struct xdp_md *ctx,
                                               const struct stratus_node_cfg *cfg,
-                                              const struct stratus_pkt *pkt, __be32 dst) {
-  struct stratus_nexthop *nh = stratus_nexthop_v4(dst);
+                                              const struct stratus_pkt *pkt, __be32 dst,
+                                              const struct stratus_nexthop *nh) {
   if (!nh)
     return stratus_drop(STRATUS_DROP_NO_NEXTHOP);
 

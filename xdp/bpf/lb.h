@@ -20,22 +20,41 @@ static __always_inline __u64 stratus_now(void) {
   return bpf_ktime_get_coarse_ns();
 }
 
-/* Whether any service of `vrf` has this VIP and protocol, whatever its port. */
-static __always_inline int stratus_is_vip(__u32 vrf, __be32 addr, __u8 proto) {
+/* The `vips` entry of (vrf, VIP, protocol): present when any service of
+ * `vrf` has this VIP and protocol, whatever its port; 0 otherwise. */
+static __always_inline const struct stratus_vip *stratus_vip_v4(__u32 vrf, __be32 addr,
+                                                                __u8 proto) {
   struct stratus_vip_key key = {.vrf = vrf, .vip = {addr, 0, 0, 0}, .proto = proto};
-  return bpf_map_lookup_elem(&vips, &key) != 0;
+  return bpf_map_lookup_elem(&vips, &key);
 }
 
-/* (vrf, vip, proto, port) exactly, else with port 0. */
-static __always_inline struct stratus_service *stratus_service_v4(__u32 vrf, __be32 vip, __u8 proto,
-                                                                  __be16 port) {
-  struct stratus_service_key key = {
-      .vrf = vrf, .vip = {vip, 0, 0, 0}, .port = port, .proto = proto, .pad = 0};
-  struct stratus_service *svc = bpf_map_lookup_elem(&services, &key);
-  if (svc || port == 0)
-    return svc;
-  key.port = 0;
-  return bpf_map_lookup_elem(&services, &key);
+/* The service of (vrf, vip, proto, port) on a VIP whose `vips` entry is
+ * `v`, copied to `out`: the port's own service, else the VIP's port-0
+ * service; 0 when there is none. Only a VIP with several port services
+ * costs a `services` lookup. (Copied rather than pointed at: a pointer
+ * into either map made the verifier walk the rest of the path once per
+ * map and offset.) */
+static __always_inline int stratus_service_v4(const struct stratus_vip *v, __u32 vrf, __be32 vip,
+                                              __u8 proto, __be16 port,
+                                              struct stratus_service *out) {
+  if (v->port_services == 1) {
+    if (v->port == port) {
+      *out = v->port_service;
+      return 1;
+    }
+  } else if (v->port_services > 1 && port != 0) {
+    struct stratus_service_key key = {
+        .vrf = vrf, .vip = {vip, 0, 0, 0}, .port = port, .proto = proto, .pad = 0};
+    const struct stratus_service *svc = bpf_map_lookup_elem(&services, &key);
+    if (svc) {
+      *out = *svc;
+      return 1;
+    }
+  }
+  if (!v->has_any_port)
+    return 0;
+  *out = v->any_port;
+  return 1;
 }
 
 static __always_inline int stratus_backend_alive(const struct stratus_backend *be) {
@@ -55,19 +74,31 @@ static __always_inline __u32 *stratus_maglev_pick(const struct stratus_service *
   return bpf_map_lookup_elem(table, &slot);
 }
 
+/* The connection-table key of a reduced IPv4 flow key. */
+static __always_inline void stratus_conn_key4(struct stratus_conn_key4 *ck,
+                                              const struct stratus_flow_key *key) {
+  ck->vrf_proto = key->vrf << 8 | key->proto;
+  ck->src = key->src[0];
+  ck->dst = key->dst[0];
+  ck->sport = key->sport;
+  ck->dport = key->dport;
+}
+
 /* This CPU's entry for the key, if it belongs to `svc` and has not
- * expired; 0 otherwise. The caller checks the backend's state. */
+ * expired; 0 otherwise. The caller checks the backend's state. The
+ * timeout is the one of `proto`, the packet's protocol (the key's may be
+ * reduced away). */
 static __always_inline struct stratus_conn *stratus_conn_find(void *ct,
                                                               const struct stratus_node_cfg *cfg,
                                                               const struct stratus_service *svc,
-                                                              const struct stratus_flow_key *key,
-                                                              __u64 now) {
+                                                              const struct stratus_conn_key4 *key,
+                                                              __u8 proto, __u64 now) {
   if (!ct)
     return 0;
   struct stratus_conn *conn = bpf_map_lookup_elem(ct, key);
   if (!conn || conn->service != svc->id)
     return 0;
-  __u64 timeout = key->proto == IPPROTO_UDP ? cfg->udp_timeout_ns : cfg->tcp_timeout_ns;
+  __u64 timeout = proto == IPPROTO_UDP ? cfg->udp_timeout_ns : cfg->tcp_timeout_ns;
   /* `now` may be a tick behind a last_seen_ns written with a finer clock
    * (by the agent): such an entry is fresh, not 2^64 ns old. */
   if (now > conn->last_seen_ns && now - conn->last_seen_ns > timeout) {
@@ -99,8 +130,9 @@ static __always_inline int stratus_lb_forward(struct xdp_md *ctx,
   if (stratus_trim(ctx, sizeof(struct ethhdr) + pkt->ip_len))
     return stratus_drop(STRATUS_DROP_TX_FAILED);
   __be32 dst = be->tunnel_dst[0];
+  const struct stratus_nexthop *nh = be->has_nexthop ? &be->nexthop : 0;
   if (be->encap == STRATUS_ENCAP_IPIP)
-    return stratus_encap_ipip(ctx, cfg, pkt, dst);
+    return stratus_encap_ipip(ctx, cfg, pkt, dst, nh);
 
   void *data = (void *)(long)ctx->data;
   void *data_end = (void *)(long)ctx->data_end;
@@ -110,53 +142,58 @@ static __always_inline int stratus_lb_forward(struct xdp_md *ctx,
   __builtin_memcpy(eth->h_dest, be->mac, ETH_ALEN);
   __builtin_memcpy(eth->h_source, cfg->gateway_mac, ETH_ALEN);
   eth->h_proto = bpf_htons(ETH_P_IP);
-  return stratus_encap_vxlan(ctx, cfg, pkt, dst, be->vni);
+  return stratus_encap_vxlan(ctx, cfg, pkt, dst, be->vni, nh);
 }
 
 /* Load balancing for a TCP/UDP non-fragment (§4.4-§4.5);
- * STRATUS_CONTINUE when (vrf, dst, proto, dport) is no service. */
+ * STRATUS_CONTINUE when (vrf, dst, proto, dport) is no service. `vip`:
+ * the packet's `vips` entry if the caller already has it, else 0. */
 static __always_inline int stratus_lb(struct xdp_md *ctx, const struct stratus_node_cfg *cfg,
-                                      struct stratus_pkt *pkt) {
+                                      struct stratus_pkt *pkt, const struct stratus_vip *vip) {
   const struct stratus_flow_key *t = &pkt->tuple;
   if (t->proto != IPPROTO_TCP && t->proto != IPPROTO_UDP)
     return STRATUS_CONTINUE;
   /* Most traffic in a tenant VRF is routed, not load-balanced: one `vips`
-   * lookup rules out a service rather than two `services` lookups (the
-   * exact port, then port 0). The loader gives every service's (vrf, VIP,
+   * lookup rules a service out, and for a VIP it also carries the service
+   * (struct stratus_vip). The loader gives every service's (vrf, VIP,
    * protocol) a `vips` entry. */
-  if (!pkt->vip && !stratus_is_vip(pkt->vrf, t->dst[0], t->proto))
+  if (!vip)
+    vip = stratus_vip_v4(pkt->vrf, t->dst[0], t->proto);
+  if (!vip)
     return STRATUS_CONTINUE;
-  struct stratus_service *svc = stratus_service_v4(pkt->vrf, t->dst[0], t->proto, t->dport);
-  if (!svc)
+  struct stratus_service service;
+  if (!stratus_service_v4(vip, pkt->vrf, t->dst[0], t->proto, t->dport, &service))
     return STRATUS_CONTINUE;
+  const struct stratus_service *svc = &service;
   if (pkt->options)
     return stratus_drop(STRATUS_DROP_LB_IP_OPTIONS);
 
   struct stratus_flow_key key = *t;
   key.vrf = pkt->vrf;
   stratus_flow_key_reduce(&key, svc->hash_flags);
+  /* With every hash flag the key is the tuple (but for the VRF): one
+   * entry per flow, which can keep the flow's VXLAN source port. */
+  int whole = svc->hash_flags == STRATUS_HASH_DEFAULT;
+
+  struct stratus_conn_key4 ck;
+  stratus_conn_key4(&ck, &key);
 
   __u32 cpu = bpf_get_smp_processor_id();
-  void *ct = bpf_map_lookup_elem(&conns, &cpu);
+  void *ct = bpf_map_lookup_elem(&conns4, &cpu);
   __u64 now = stratus_now();
   __u32 backend_id;
   int new_flow = 0;
-  struct stratus_conn *conn = stratus_conn_find(ct, cfg, svc, &key, now);
-  struct stratus_backend *be = stratus_conn_backend(conn);
+  struct stratus_conn *conn = stratus_conn_find(ct, cfg, svc, &ck, t->proto, now);
+  const struct stratus_backend *be = stratus_conn_backend(conn);
   if (be) {
     stratus_count_misc(STRATUS_MISC_CONN_HIT);
     conn->last_seen_ns = now;
     backend_id = conn->backend;
+    pkt->vxlan_sport = conn->vxlan_sport;
   } else {
     /* A miss, or a hit on a backend now down: the current Maglev table. */
     stratus_count_misc(STRATUS_MISC_CONN_MISS);
     __u32 hash = stratus_flow_hash(&key, cfg->hash_seed);
-    /* With every hash flag and VRF 0 the reduced key is the tuple, whose
-     * hash also gives the VXLAN source port: computed once. */
-    if (pkt->vrf == 0 && svc->hash_flags == STRATUS_HASH_DEFAULT) {
-      pkt->tuple_hash = hash;
-      pkt->tuple_hash_valid = 1;
-    }
     __u32 *picked = stratus_maglev_pick(svc, hash);
     if (!picked)
       return stratus_drop(STRATUS_DROP_NO_BACKEND);
@@ -165,16 +202,33 @@ static __always_inline int stratus_lb(struct xdp_md *ctx, const struct stratus_n
     if (!be)
       return stratus_drop(STRATUS_DROP_NO_BACKEND);
     new_flow = 1;
+    /* In VRF 0 the whole key is the tuple: its hash is also the VXLAN
+     * source-port hash, computed once. */
+    if (whole && pkt->vrf == 0)
+      pkt->vxlan_sport = stratus_vxlan_sport_from_hash(hash);
+    else if (whole && be->encap == STRATUS_ENCAP_VXLAN)
+      pkt->vxlan_sport = stratus_vxlan_sport(&pkt->tuple, cfg->hash_seed);
     if (ct) {
-      struct stratus_conn fresh = {.service = svc->id, .backend = backend_id, .last_seen_ns = now};
-      bpf_map_update_elem(ct, &key, &fresh, BPF_ANY);
+      struct stratus_conn fresh = {
+          .backend = backend_id,
+          .service = svc->id,
+          .vxlan_sport = pkt->vxlan_sport,
+          .last_seen_ns = now,
+      };
+      bpf_map_update_elem(ct, &ck, &fresh, BPF_ANY);
     }
   }
 
-  __u64 len = sizeof(struct ethhdr) + pkt->ip_len;
-  stratus_count_lb(&service_stats, svc->id, len, new_flow);
-  stratus_count_lb(&backend_stats, backend_id, len, new_flow);
-  return stratus_lb_forward(ctx, cfg, pkt, be);
+  int rc = stratus_lb_forward(ctx, cfg, pkt, be);
+  if (rc != XDP_DROP) {
+    /* Forwarded: counted like a routed packet (inner frame bytes), and per
+     * service and backend. */
+    __u64 len = sizeof(struct ethhdr) + pkt->ip_len;
+    stratus_count_lb(&service_stats, svc->id, len, new_flow);
+    stratus_count_lb(&backend_stats, backend_id, len, new_flow);
+    stratus_count_vrf(pkt->vrf, len, 1);
+  }
+  return rc;
 }
 
 /* §4.3: an ICMP error (destination unreachable, time exceeded) quoting a
@@ -202,10 +256,13 @@ static __always_inline int stratus_lb_icmp_error(struct xdp_md *ctx,
     return STRATUS_CONTINUE;
   if (quoted->saddr != pkt->tuple.dst[0])
     return STRATUS_CONTINUE;
-  struct stratus_service *svc =
-      stratus_service_v4(pkt->vrf, pkt->tuple.dst[0], quoted->protocol, ports[0]);
-  if (!svc)
+  const struct stratus_vip *vip = stratus_vip_v4(pkt->vrf, pkt->tuple.dst[0], quoted->protocol);
+  if (!vip)
     return STRATUS_CONTINUE;
+  struct stratus_service service;
+  if (!stratus_service_v4(vip, pkt->vrf, pkt->tuple.dst[0], quoted->protocol, ports[0], &service))
+    return STRATUS_CONTINUE;
+  const struct stratus_service *svc = &service;
 
   /* The quoted packet went VIP -> client; the flow is client -> VIP. */
   struct stratus_flow_key key = {
@@ -221,10 +278,12 @@ static __always_inline int stratus_lb_icmp_error(struct xdp_md *ctx,
   stratus_flow_key_reduce(&key, svc->hash_flags);
 
   /* Never creates or refreshes an entry. */
+  struct stratus_conn_key4 ck;
+  stratus_conn_key4(&ck, &key);
   __u32 cpu = bpf_get_smp_processor_id();
-  void *ct = bpf_map_lookup_elem(&conns, &cpu);
-  struct stratus_conn *conn = stratus_conn_find(ct, cfg, svc, &key, stratus_now());
-  struct stratus_backend *be = stratus_conn_backend(conn);
+  void *ct = bpf_map_lookup_elem(&conns4, &cpu);
+  struct stratus_conn *conn = stratus_conn_find(ct, cfg, svc, &ck, quoted->protocol, stratus_now());
+  const struct stratus_backend *be = stratus_conn_backend(conn);
   if (!be) {
     __u32 *picked = stratus_maglev_pick(svc, stratus_flow_hash(&key, cfg->hash_seed));
     if (!picked)

@@ -20,7 +20,18 @@ struct {
   __type(value, struct stratus_node_cfg);
 } node_cfg SEC(".maps");
 
-/* ingress ifindex -> port (role, VRF, MAC, counter index). */
+/* ingress ifindex below STRATUS_PORT_SLOTS -> port (role, VRF, MAC,
+ * counter index); in_use 0: not a port. Every frame looks up its ingress
+ * port: an ARRAY lookup, which the verifier inlines, costs a fraction of
+ * a hash lookup. */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, STRATUS_PORT_SLOTS);
+  __type(key, __u32);
+  __type(value, struct stratus_port);
+} port_slots SEC(".maps");
+
+/* ingress ifindex (STRATUS_PORT_SLOTS and above) -> port. */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, STRATUS_MAX_PORTS);
@@ -52,15 +63,8 @@ struct {
   __type(value, __u32);
 } gateways SEC(".maps");
 
-/* remote underlay address (all zero: default) -> egress port and MACs. */
-struct {
-  __uint(type, BPF_MAP_TYPE_HASH);
-  __uint(max_entries, STRATUS_MAX_NEXTHOPS);
-  __type(key, struct stratus_addr_key);
-  __type(value, struct stratus_nexthop);
-} nexthops SEC(".maps");
-
-/* (VRF, prefix) -> route; longest prefix match within the VRF. */
+/* (VRF, prefix) -> route (a remote one with its resolved underlay next
+ * hop); longest prefix match within the VRF. */
 struct {
   __uint(type, BPF_MAP_TYPE_LPM_TRIE);
   __uint(max_entries, STRATUS_MAX_ROUTES);
@@ -69,7 +73,8 @@ struct {
   __type(value, struct stratus_route);
 } routes SEC(".maps");
 
-/* (VRF, VIP, protocol, port) -> service. */
+/* (VRF, VIP, protocol, port) -> service. Looked up only for a VIP with
+ * several port services (struct stratus_vip carries the others). */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, STRATUS_MAX_SERVICE_KEYS);
@@ -77,15 +82,15 @@ struct {
   __type(value, struct stratus_service);
 } services SEC(".maps");
 
-/* (VRF, VIP, protocol) -> number of services on that VIP and protocol. */
+/* (VRF, VIP, protocol) -> its services (struct stratus_vip). */
 struct {
   __uint(type, BPF_MAP_TYPE_HASH);
   __uint(max_entries, STRATUS_MAX_SERVICE_KEYS);
   __type(key, struct stratus_vip_key);
-  __type(value, __u32);
+  __type(value, struct stratus_vip);
 } vips SEC(".maps");
 
-/* global backend id -> state and encapsulation. */
+/* global backend id -> state, encapsulation and underlay next hop. */
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);
   __uint(max_entries, STRATUS_MAX_BACKENDS);
@@ -111,15 +116,17 @@ struct {
       });
 } maglev SEC(".maps");
 
-/* CPU -> that CPU's connection table (inner LRU_HASH: reduced flow key ->
- * (service, backend, last seen), bounded by node flows.max_entries per
- * CPU). Per-CPU tables rather than one
+/* CPU -> that CPU's IPv4 connection table (inner LRU_HASH:
+ * struct stratus_conn_key4 -> struct stratus_conn, bounded by node
+ * flows.max_entries per CPU). Per-CPU tables rather than one
  * LRU_PERCPU_HASH: a flow stays on one CPU (RSS), each CPU owns its LRU
  * list without cross-CPU locking, each CPU gets exactly max_entries flows
  * (an LRU_PERCPU_HASH key occupies a slot on every CPU and would show a
  * zeroed value to another CPU), the dump can name the owning CPU, and the
  * loader can resize the tables by swapping inner maps. The loader creates
- * the inner maps; max_entries is set to the number of CPUs before load. */
+ * the inner maps; max_entries is set to the number of CPUs before load.
+ * (IPv6 flows, when the program forwards them, get tables of their own
+ * with the wide key.) */
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
   __uint(max_entries, STRATUS_MAX_CPUS);
@@ -132,10 +139,10 @@ struct {
          * forward declarations when they are reached only through the inner
          * map, and libbpf then fails with "conns.inner: can't determine key
          * size for type". */
-        __uint(key_size, sizeof(struct stratus_flow_key));
+        __uint(key_size, sizeof(struct stratus_conn_key4));
         __uint(value_size, sizeof(struct stratus_conn));
       });
-} conns SEC(".maps");
+} conns4 SEC(".maps");
 
 /* Counters, per CPU; the loader sums them. */
 struct {

@@ -26,12 +26,14 @@ static __always_inline int stratus_is_local_vtep(const struct stratus_node_cfg *
 
 /* §4.1-§4.5 on the IPv4 frame that starts at ctx->data, in `pkt->vrf`.
  * Returns STRATUS_CONTINUE when the packet is to be routed (§4.6), with
- * `pkt` filled for the route step. (Inlined: as a BPF-to-BPF call of its
- * own the verifier rejects the program, "combined stack size of 3 calls is
- * 576. Too large".) */
+ * `pkt` filled for the route step. `vip`: the `vips` entry of (vrf, dst,
+ * proto) when the caller (the underlay) already looked it up, else 0.
+ * (Inlined: as a BPF-to-BPF call of its own the verifier rejects the
+ * program, "combined stack size of 3 calls is 576. Too large".) */
 static __always_inline int stratus_vrf_pipeline(struct xdp_md *ctx,
                                                 const struct stratus_node_cfg *cfg,
-                                                struct stratus_pkt *pkt) {
+                                                struct stratus_pkt *pkt,
+                                                const struct stratus_vip *vip) {
   struct stratus_cursor c;
   stratus_cursor_init(&c, ctx);
   struct ethhdr *eth;
@@ -52,7 +54,7 @@ static __always_inline int stratus_vrf_pipeline(struct xdp_md *ctx,
 
   /* §4.1: fragments are never L4-parsed; to a VIP they are dropped. */
   if (pkt->fragment) {
-    if (pkt->vip || stratus_is_vip(pkt->vrf, ip->daddr, proto))
+    if (vip || stratus_vip_v4(pkt->vrf, ip->daddr, proto))
       return stratus_drop(STRATUS_DROP_LB_FRAGMENT);
     return STRATUS_CONTINUE;
   }
@@ -79,18 +81,24 @@ static __always_inline int stratus_vrf_pipeline(struct xdp_md *ctx,
   }
 
   /* §4.4-§4.5 */
-  return stratus_lb(ctx, cfg, pkt);
+  return stratus_lb(ctx, cfg, pkt, vip);
 }
 
-/* The VRF pipeline, then routing. A BPF-to-BPF call rather than inlined:
- * the tenant and VXLAN paths share one copy (the program is half the size
- * and verifies faster). */
+/* The VRF pipeline, then routing; in VRF 0 (the underlay, never a
+ * tenant's) routing is the host's business: pass. A BPF-to-BPF call rather
+ * than inlined: the tenant, VXLAN and underlay paths share one copy (the
+ * program is smaller and verifies faster), and the pipeline's stack is not
+ * added to the entry's (inlined into the entry, it made the two frames
+ * 272 + 272 bytes: "combined stack size of 2 calls is 544. Too large").
+ * `vip`: as for stratus_vrf_pipeline. */
 static __noinline int stratus_vrf_forward(struct xdp_md *ctx, const struct stratus_node_cfg *cfg,
-                                          __u32 in_port, __u32 vrf) {
+                                          __u32 in_port, __u32 vrf, const struct stratus_vip *vip) {
   struct stratus_pkt pkt = {.in_port = in_port, .vrf = vrf};
-  int rc = stratus_vrf_pipeline(ctx, cfg, &pkt);
+  int rc = stratus_vrf_pipeline(ctx, cfg, &pkt, vip);
   if (rc != STRATUS_CONTINUE)
     return rc;
+  if (vrf == 0)
+    return stratus_pass();
   return stratus_route(ctx, cfg, &pkt);
 }
 
@@ -107,7 +115,7 @@ static __always_inline int stratus_from_tenant(struct xdp_md *ctx,
     return stratus_arp(ctx, cfg, port, &c);
   if (proto != bpf_htons(ETH_P_IP))
     return stratus_drop(STRATUS_DROP_UNSUPPORTED_INNER);
-  return stratus_vrf_forward(ctx, cfg, port->index, port->vrf);
+  return stratus_vrf_forward(ctx, cfg, port->index, port->vrf, 0);
 }
 
 /* §3.2: checks the VXLAN header and the inner Ethernet header, maps the VNI
@@ -141,7 +149,7 @@ static __always_inline int stratus_decap(struct xdp_md *ctx, const struct stratu
     return stratus_drop(STRATUS_DROP_MALFORMED_VXLAN);
   if (bpf_xdp_adjust_head(ctx, outer_len))
     return stratus_drop(STRATUS_DROP_MALFORMED_VXLAN);
-  return stratus_vrf_forward(ctx, cfg, port->index, vrf_id);
+  return stratus_vrf_forward(ctx, cfg, port->index, vrf_id, 0);
 }
 
 static __always_inline int stratus_from_underlay(struct xdp_md *ctx,
@@ -179,17 +187,14 @@ static __always_inline int stratus_from_underlay(struct xdp_md *ctx,
    * spares the load balancer its `vips` lookup. (TCP first whatever the
    * packet's protocol: choosing the order by protocol made the pass path
    * measurably slower.) */
-  int tcp_vip = stratus_is_vip(0, dst, IPPROTO_TCP);
-  int udp_vip = !tcp_vip && stratus_is_vip(0, dst, IPPROTO_UDP);
+  const struct stratus_vip *tcp_vip = stratus_vip_v4(0, dst, IPPROTO_TCP);
+  const struct stratus_vip *udp_vip = tcp_vip ? 0 : stratus_vip_v4(0, dst, IPPROTO_UDP);
   if (!tcp_vip && !udp_vip)
     return stratus_pass();
-  struct stratus_pkt pkt = {
-      .in_port = port->index,
-      .vrf = 0,
-      .vip = l4 == IPPROTO_TCP ? tcp_vip : l4 == IPPROTO_UDP && udp_vip,
-  };
-  int rc = stratus_vrf_pipeline(ctx, cfg, &pkt);
-  return rc == STRATUS_CONTINUE ? stratus_pass() : rc;
+  return stratus_vrf_forward(ctx, cfg, port->index, 0,
+                             l4 == IPPROTO_TCP   ? tcp_vip
+                             : l4 == IPPROTO_UDP ? udp_vip
+                                                 : 0);
 }
 
 #endif /* STRATUS_XDP_BPF_PIPELINE_H */

@@ -38,7 +38,8 @@ static __always_inline int stratus_route(struct xdp_md *ctx, const struct stratu
   __u64 len = stratus_frame_len(ctx);
   int rc;
   if (rt->kind == STRATUS_ROUTE_REMOTE)
-    rc = stratus_encap_vxlan(ctx, cfg, pkt, rt->vtep[0], rt->vni);
+    rc = stratus_encap_vxlan(ctx, cfg, pkt, rt->vtep[0], rt->vni,
+                             rt->has_nexthop ? &rt->nexthop : 0);
   else
     rc = stratus_transmit(ctx, pkt->in_port, rt->port);
   if (rc != XDP_DROP)

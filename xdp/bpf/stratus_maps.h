@@ -26,6 +26,9 @@
 #define STRATUS_MAX_ROUTES 262144
 #define STRATUS_MAX_SERVICE_KEYS 8192
 #define STRATUS_MAX_CPUS 256
+/* Ports whose ifindex is below this are found in the port_slots array,
+ * the others in the ports hash. */
+#define STRATUS_PORT_SLOTS 4096
 /* Room for drop reasons appended to lb/drop_reasons.def later without
  * changing the pinned counter map. */
 #define STRATUS_MAX_DROP_REASONS 64
@@ -81,21 +84,23 @@ struct stratus_node_cfg {
   __u64 udp_timeout_ns;
 };
 
-/* ports: ifindex -> port. `index` selects the port's counters and its
- * tx_ports devmap slot. */
+/* port_slots and ports: ifindex -> port. `index` selects the port's
+ * counters and its tx_ports devmap slot. */
 struct stratus_port {
   __u32 index;
   __u32 vrf;  /* tenant ports */
   __u32 role; /* enum stratus_port_role */
   __u8 mac[6];
-  __u8 pad[2];
+  __u8 in_use; /* 1; 0: an unused port_slots slot */
+  __u8 pad;
 };
 
-/* nexthops key: a remote underlay address; all zero = the default. */
-struct stratus_addr_key {
-  __be32 addr[4];
-};
-
+/* The underlay next hop toward a remote address (SPEC.md §2.2), resolved
+ * by the loader when it encodes a remote route or a backend: the next hop
+ * of that exact address, else the default one. Embedded in the route and
+ * the backend so that an encapsulation needs no lookup of its own; a
+ * change of the next-hop table rewrites the routes and backends that it
+ * changes (install writes what differs). */
 struct stratus_nexthop {
   __u32 port; /* egress port index */
   __u8 dst_mac[6];
@@ -117,12 +122,14 @@ struct stratus_route_key {
 };
 
 struct stratus_route {
-  __u32 kind;      /* enum stratus_route_kind */
-  __u32 port;      /* LOCAL: egress port index */
-  __u32 vni;       /* REMOTE: VNI on the wire */
-  __be32 vtep[4];  /* REMOTE: outer destination */
-  __u8 dst_mac[6]; /* REMOTE: inner destination MAC; LOCAL: destination MAC */
-  __u8 pad[2];
+  __u32 kind;       /* enum stratus_route_kind */
+  __u32 port;       /* LOCAL: egress port index */
+  __u32 vni;        /* REMOTE: VNI on the wire */
+  __be32 vtep[4];   /* REMOTE: outer destination */
+  __u8 dst_mac[6];  /* REMOTE: inner destination MAC; LOCAL: destination MAC */
+  __u8 has_nexthop; /* REMOTE: 0 when no next hop reaches vtep (no_nexthop) */
+  __u8 pad;
+  struct stratus_nexthop nexthop; /* REMOTE: the next hop toward vtep */
 };
 
 /* services key: (vrf, VIP, protocol, port); port 0 = any port. */
@@ -134,9 +141,9 @@ struct stratus_service_key {
   __u8 pad;
 };
 
-/* vips: (vrf, VIP, protocol) -> number of services on it, whatever their
- * port: fragments to a VIP are dropped, and only VIP traffic of the
- * underlay enters the VRF pipeline (docs/packet-behaviour.md §3.3, §4.1). */
+/* vips: (vrf, VIP, protocol) -> the services on it, whatever their port:
+ * fragments to a VIP are dropped, and only VIP traffic of the underlay
+ * enters the VRF pipeline (docs/packet-behaviour.md §3.3, §4.1). */
 struct stratus_vip_key {
   __u32 vrf;
   __be32 vip[4];
@@ -151,21 +158,54 @@ struct stratus_service {
   __u32 pad;
 };
 
+/* The value of vips. The service of a packet is found with this one
+ * lookup when the VIP has at most one service with a port (besides a
+ * port-0 one), which it carries here; only a VIP with several ports needs
+ * the `services` map. */
+struct stratus_vip {
+  __u32 services;      /* services on (vrf, VIP, protocol), any port; >= 1 */
+  __u32 port_services; /* of which with a port other than 0 */
+  __be16 port;         /* port_services == 1: that service's port */
+  __u8 has_any_port;   /* 1: `any_port` is the port-0 service */
+  __u8 pad;
+  struct stratus_service port_service; /* port_services == 1: that service */
+  struct stratus_service any_port;     /* has_any_port: the port-0 service */
+};
+
 /* backends: global backend id -> how to reach it. */
 struct stratus_backend {
   __u32 state; /* enum stratus_backend_state */
   __u32 encap; /* enum stratus_encap */
   __u32 vni;   /* VXLAN */
   __be32 tunnel_dst[4];
-  __u8 mac[6]; /* VXLAN: inner destination MAC */
-  __u8 pad[2];
+  __u8 mac[6];      /* VXLAN: inner destination MAC */
+  __u8 has_nexthop; /* 0 when no next hop reaches tunnel_dst (no_nexthop) */
+  __u8 pad;
+  struct stratus_nexthop nexthop; /* the next hop toward tunnel_dst */
 };
 
-/* A connection-table entry (key: the reduced struct stratus_flow_key). */
+/* The connection-table key of an IPv4 flow: the service's reduced struct
+ * stratus_flow_key (lb/flow_hash.h) without the zero words of its
+ * IPv6-wide addresses, 16 bytes instead of 44, so that a lookup hashes
+ * and compares less and a table entry is smaller. vrf_proto is
+ * vrf << 8 | proto (VRF ids are below 2^24). */
+struct stratus_conn_key4 {
+  __u32 vrf_proto;
+  __be32 src;
+  __be32 dst;
+  __be16 sport;
+  __be16 dport;
+};
+
+/* A connection-table entry (key: struct stratus_conn_key4). */
 struct stratus_conn {
-  __u32 service;
   __u32 backend;
-  __u64 last_seen_ns; /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
+  __u16 service;
+  /* The VXLAN source port of the flow (lb/flow_hash.h, of the unreduced
+   * tuple), so that a hit computes no hash; 0 when the key is reduced (one
+   * entry for flows of several source ports) or was not computed. */
+  __u16 vxlan_sport;
+  __u64 last_seen_ns; /* CLOCK_MONOTONIC (stratus_now() in xdp/bpf/lb.h) */
 };
 
 struct stratus_port_stats {
@@ -175,8 +215,10 @@ struct stratus_port_stats {
   __u64 tx_bytes;
 };
 
-/* Per VRF: rx = decapsulated or received on a tenant port; tx =
- * encapsulated or delivered. Inner frame bytes. */
+/* Per VRF: rx = entered the VRF pipeline (decapsulated, received on a
+ * tenant port; in VRF 0, underlay traffic to a VIP); tx = left it
+ * encapsulated or delivered, routed or load-balanced. Inner frame bytes.
+ * (Service and backend counters count forwarded packets only.) */
 typedef struct stratus_port_stats stratus_vrf_stats;
 
 struct stratus_lb_stats {
@@ -192,19 +234,26 @@ static_assert(sizeof(struct stratus_node_cfg) == 112);
 static_assert(offsetof(struct stratus_node_cfg, vxlan_port) == 76);
 static_assert(offsetof(struct stratus_node_cfg, tcp_timeout_ns) == 96);
 static_assert(sizeof(struct stratus_port) == 20);
-static_assert(sizeof(struct stratus_addr_key) == 16);
 static_assert(sizeof(struct stratus_nexthop) == 16);
 static_assert(sizeof(struct stratus_gw_key) == 20);
 static_assert(sizeof(struct stratus_route_key) == 24);
 static_assert(offsetof(struct stratus_route_key, addr) == 8);
-static_assert(sizeof(struct stratus_route) == 36);
+static_assert(sizeof(struct stratus_route) == 52);
 static_assert(offsetof(struct stratus_route, dst_mac) == 28);
+static_assert(offsetof(struct stratus_route, nexthop) == 36);
 static_assert(sizeof(struct stratus_service_key) == 24);
 static_assert(offsetof(struct stratus_service_key, port) == 20);
 static_assert(sizeof(struct stratus_service) == 16);
 static_assert(sizeof(struct stratus_vip_key) == 24);
-static_assert(sizeof(struct stratus_backend) == 36);
+static_assert(sizeof(struct stratus_vip) == 44);
+static_assert(offsetof(struct stratus_vip, port_service) == 12);
+static_assert(sizeof(struct stratus_backend) == 52);
+static_assert(offsetof(struct stratus_backend, nexthop) == 36);
 static_assert(sizeof(struct stratus_conn) == 16);
+static_assert(sizeof(struct stratus_conn_key4) == 16);
+static_assert(STRATUS_MAX_VRFS <= (1 << 24),
+              "stratus_conn_key4.vrf_proto holds the VRF in 24 bits");
+static_assert(STRATUS_MAX_SERVICES <= 65536, "stratus_conn.service is 16 bits");
 static_assert(sizeof(struct stratus_port_stats) == 32);
 static_assert(sizeof(struct stratus_lb_stats) == 32);
 #endif
