@@ -76,6 +76,7 @@ class XdpDriver final : public api::DataplaneDriver {
   std::mutex mu_;  // guards the fields below (install vs readers)
   std::unique_ptr<Mirror> mirror_;
   Tables live_;
+  bool live_valid_ = false;  // live_ is what install() wrote (not yet after a start)
 };
 
 }  // namespace stratus::xdp

@@ -101,7 +101,8 @@ struct {
 /* service id -> its Maglev table (inner: slot -> global backend id). The
  * loader builds a new inner map for a changed service and swaps it in with
  * one update, so a packet sees the whole old table or the whole new one.
- * BPF_F_INNER_MAP lets inner tables differ in size (M is per service). */
+ * BPF_F_INNER_MAP lets inner tables differ in size (M is per service);
+ * BPF_F_MMAPABLE lets the agent fill a table with one memcpy. */
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
   __uint(max_entries, STRATUS_MAX_SERVICES);
@@ -109,7 +110,7 @@ struct {
   __array(
       values, struct {
         __uint(type, BPF_MAP_TYPE_ARRAY);
-        __uint(map_flags, BPF_F_INNER_MAP);
+        __uint(map_flags, BPF_F_INNER_MAP | BPF_F_MMAPABLE);
         __uint(max_entries, 1);
         __type(key, __u32);
         __type(value, __u32);
