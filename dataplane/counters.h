@@ -15,10 +15,10 @@ namespace stratus::dpdk {
 
 class Counter {
  public:
-  void add(std::uint64_t n) {
+  [[gnu::always_inline]] void add(std::uint64_t n) {
     v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
-  void inc() { add(1); }
+  [[gnu::always_inline]] void inc() { add(1); }
   void set(std::uint64_t n) { v_.store(n, std::memory_order_relaxed); }
   std::uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 
@@ -29,7 +29,7 @@ class Counter {
 struct PacketsBytes {
   Counter packets;
   Counter bytes;
-  void add(std::uint32_t len) {
+  [[gnu::always_inline]] void add(std::uint32_t len) {
     packets.inc();
     bytes.add(len);
   }
@@ -56,7 +56,7 @@ struct alignas(64) WorkerCounters {
   Counter passed_to_host;
   Counter arp_replies;
 
-  void drop(stratus_drop_reason r) { drops[r].inc(); }
+  [[gnu::always_inline]] void drop(stratus_drop_reason r) { drops[r].inc(); }
 };
 
 // WorkerCounters is large (per-backend arrays): always on the heap.

@@ -6,7 +6,6 @@
 namespace stratus::dpdk {
 
 namespace {
-constexpr std::uint32_t kNotFound = ~0u;
 
 // How many referenced entries an eviction moves back to the head before it
 // evicts the coldest one anyway: bounds the work of one insert.
@@ -17,12 +16,6 @@ constexpr std::uint32_t kSecondChances = 8;
 // with every entry hit (a busy table) each call would otherwise spend its
 // whole budget moving entries rather than finding expired ones.
 constexpr std::uint32_t kExpireRotations = 1;
-
-// Written so that a clock read before last_seen (another core's TSC) never
-// counts as expired.
-inline bool expired(const FlowEntry &e, std::uint64_t now) {
-  return now > e.last_seen && now - e.last_seen > e.timeout;
-}
 }  // namespace
 
 FlowTable::FlowTable(std::uint32_t capacity) : entries_(capacity), limit_(capacity) {
@@ -34,16 +27,6 @@ FlowTable::FlowTable(std::uint32_t capacity) : entries_(capacity), limit_(capaci
   mask_ = slots - 1;
   for (auto &e : entries_)
     free_.push_back(e);
-}
-
-std::uint32_t FlowTable::find_slot(const FlowKey4 &key, std::uint32_t hash) const {
-  for (std::uint32_t s = hash & mask_;; s = (s + 1) & mask_) {
-    const Slot &slot = index_[s];
-    if (slot.ref == 0)
-      return kNotFound;
-    if (slot.hash == hash && entries_[slot.ref - 1].packed == key)
-      return s;
-  }
 }
 
 std::uint32_t FlowTable::slot_of(const FlowEntry &e) const {
@@ -75,26 +58,12 @@ const FlowEntry *FlowTable::peek(const FlowKey4 &key, std::uint32_t hash, std::u
   if (s == kNotFound)
     return nullptr;
   const FlowEntry *e = &entries_[index_[s].ref - 1];
-  return !expired(*e, now) ? e : nullptr;
+  return !flow_expired(*e, now) ? e : nullptr;
 }
 
 FlowEntry *FlowTable::lookup(const stratus_flow_key &key, std::uint32_t hash, std::uint64_t now) {
   FlowKey4 k;
   return pack_flow_key(key, &k) ? lookup(k, hash, now) : nullptr;
-}
-
-FlowEntry *FlowTable::lookup(const FlowKey4 &k, std::uint32_t hash, std::uint64_t now) {
-  std::uint32_t s = find_slot(k, hash);
-  if (s == kNotFound)
-    return nullptr;
-  FlowEntry *e = &entries_[index_[s].ref - 1];
-  if (expired(*e, now)) {
-    remove(*e, s);
-    return nullptr;
-  }
-  e->last_seen = now;
-  e->referenced = 1;
-  return e;
 }
 
 void FlowTable::evict_one() {
@@ -176,7 +145,7 @@ std::uint32_t FlowTable::expire(std::uint64_t now, std::uint32_t budget) {
   std::uint32_t rotations = 0;
   for (std::uint32_t step = 0; step < budget && !lru_.empty(); ++step) {
     FlowEntry &e = lru_.back();
-    if (expired(e, now)) {
+    if (flow_expired(e, now)) {
       erase(&e);
       ++removed;
     } else if (e.referenced != 0 && rotations < kExpireRotations) {

@@ -154,6 +154,7 @@ class FlowTable {
   // The live entry for `key`, refreshed (last_seen, referenced), or nullptr.
   // An expired entry is removed and reported as a miss.
   FlowEntry *lookup(const stratus_flow_key &key, std::uint32_t hash, std::uint64_t now);
+  // Inline (below): once per load-balanced packet.
   FlowEntry *lookup(const FlowKey4 &key, std::uint32_t hash, std::uint64_t now);
 
   // Records a new flow (the key must not be present). When the table is at
@@ -199,7 +200,17 @@ class FlowTable {
     std::uint32_t ref = 0;  // entry number + 1; 0 = empty slot
   };
 
-  std::uint32_t find_slot(const FlowKey4 &key, std::uint32_t hash) const;
+  static constexpr std::uint32_t kNotFound = ~0u;
+  // Inline: the per-packet probe.
+  std::uint32_t find_slot(const FlowKey4 &key, std::uint32_t hash) const {
+    for (std::uint32_t s = hash & mask_;; s = (s + 1) & mask_) {
+      const Slot &slot = index_[s];
+      if (slot.ref == 0)
+        return kNotFound;
+      if (slot.hash == hash && entries_[slot.ref - 1].packed == key)
+        return s;
+    }
+  }
   std::uint32_t slot_of(const FlowEntry &e) const;
   void unindex(std::uint32_t slot);
   void remove(FlowEntry &e, std::uint32_t slot);
@@ -214,6 +225,26 @@ class FlowTable {
   std::uint32_t limit_ = 0;
   std::uint64_t evictions_ = 0;
 };
+
+// Written so that a clock read before last_seen (another core's TSC) never
+// counts as expired.
+inline bool flow_expired(const FlowEntry &e, std::uint64_t now) {
+  return now > e.last_seen && now - e.last_seen > e.timeout;
+}
+
+inline FlowEntry *FlowTable::lookup(const FlowKey4 &k, std::uint32_t hash, std::uint64_t now) {
+  std::uint32_t s = find_slot(k, hash);
+  if (s == kNotFound)
+    return nullptr;
+  FlowEntry *e = &entries_[index_[s].ref - 1];
+  if (flow_expired(*e, now)) [[unlikely]] {
+    remove(*e, s);
+    return nullptr;
+  }
+  e->last_seen = now;
+  e->referenced = 1;
+  return e;
+}
 
 inline bool flow_key_equal(const stratus_flow_key &a, const stratus_flow_key &b) {
   return std::memcmp(&a, &b, sizeof a) == 0;

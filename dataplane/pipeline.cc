@@ -38,13 +38,15 @@ inline std::uint16_t rd16_raw(const std::uint8_t *p) {
 // forwarding. The one's-complement sum does not depend on byte order
 // (RFC 1071), so words are summed as read on this little-endian host and
 // the folded sum is stored as computed.
-inline void ipv4_decrement_ttl(std::uint8_t *ip, std::uint32_t hlen) {
+[[gnu::always_inline]] inline void ipv4_decrement_ttl(std::uint8_t *ip, std::uint32_t hlen) {
   std::uint32_t w2 = rd32_raw(ip + 8);
   w2 = (w2 & 0x0000ff00u) | ((w2 & 0xffu) - 1);  // TTL - 1, protocol, checksum 0
   std::uint64_t s = w2;
   s += rd32_raw(ip);
   s += rd32_raw(ip + 4);
-  for (std::uint32_t i = 12; i < hlen; i += 4)
+  s += rd32_raw(ip + 12);
+  s += rd32_raw(ip + 16);
+  for (std::uint32_t i = 20; i < hlen; i += 4)  // options
     s += rd32_raw(ip + i);
   s = (s & 0xffffffff) + (s >> 32);
   s = (s & 0xffffffff) + (s >> 32);
@@ -54,7 +56,7 @@ inline void ipv4_decrement_ttl(std::uint8_t *ip, std::uint32_t hlen) {
   std::memcpy(ip + 8, &w2, 4);
 }
 
-inline bool contains(const std::vector<std::uint32_t> &v, std::uint32_t x) {
+[[gnu::always_inline]] inline bool contains(const std::vector<std::uint32_t> &v, std::uint32_t x) {
   for (std::uint32_t y : v) {
     if (y == x)
       return true;
@@ -100,8 +102,7 @@ struct Pipeline::Pkt {
   std::uint32_t hash = 0;  // kBalance: flow hash of key (stage 2)
   const ServiceEntry *svc = nullptr;
   const RouteAction *action = nullptr;  // kRoute, after the LPM stage: null = no route
-  stratus_flow_key key;                 // kBalance: reduced by the service's hash flags
-  FlowKey4 packed;                      // kBalance: key, packed for the connection table
+  FlowKey4 packed;  // kBalance: the flow key, reduced by the service's hash flags, packed
   Frame f;
 };
 
@@ -113,7 +114,8 @@ Pipeline::~Pipeline() = default;
 namespace {
 
 // Parses the IPv4 header at `p` with `avail` bytes behind it.
-inline std::uint8_t parse_ipv4(std::uint8_t *p, std::uint32_t avail, auto &ip) {
+[[gnu::always_inline]] inline std::uint8_t parse_ipv4(std::uint8_t *p, std::uint32_t avail,
+                                                      auto &ip) {
   if (avail < 20)
     return STRATUS_DROP_MALFORMED_IPV4;
   if ((p[0] >> 4) != 4)
@@ -134,7 +136,7 @@ inline std::uint8_t parse_ipv4(std::uint8_t *p, std::uint32_t avail, auto &ip) {
 }
 
 // Checks the transport header of an unfragmented packet and reads its ports.
-inline std::uint8_t parse_l4(auto &ip) {
+[[gnu::always_inline]] inline std::uint8_t parse_l4(auto &ip) {
   if (ip.fragment)
     return kNoDrop;
   std::uint32_t avail = ip.total - ip.hlen;
@@ -159,7 +161,8 @@ inline std::uint8_t parse_l4(auto &ip) {
 }
 
 // Whether a VIP address has a service for `proto`, on any port.
-inline bool vip_has_proto(const FibSnapshot &snap, const VipRef &vip, std::uint8_t proto) {
+[[gnu::always_inline]] inline bool vip_has_proto(const FibSnapshot &snap, const VipRef &vip,
+                                                 std::uint8_t proto) {
   for (std::uint32_t i = vip.first; i < vip.first + vip.count; ++i) {
     if (snap.vip_services[i].proto == proto)
       return true;
@@ -168,8 +171,10 @@ inline bool vip_has_proto(const FibSnapshot &snap, const VipRef &vip, std::uint8
 }
 
 // The service of (proto, dport) on a VIP address, else of (proto, any port).
-inline const ServiceEntry *find_service(const FibSnapshot &snap, const VipRef &vip,
-                                        std::uint8_t proto, std::uint16_t dport_be) {
+[[gnu::always_inline]] inline const ServiceEntry *find_service(const FibSnapshot &snap,
+                                                               const VipRef &vip,
+                                                               std::uint8_t proto,
+                                                               std::uint16_t dport_be) {
   const VipService *any = nullptr;
   for (std::uint32_t i = vip.first; i < vip.first + vip.count; ++i) {
     const VipService &vs = snap.vip_services[i];
@@ -187,8 +192,9 @@ inline const ServiceEntry *find_service(const FibSnapshot &snap, const VipRef &v
 // Writes an IPv4 flow key in whole 32-bit words: field stores (16-bit
 // ports, 8-bit protocol) followed by the hash's word loads, or by a copy of
 // the key, would stall store forwarding.
-inline void set_flow_key_v4(stratus_flow_key *k, std::uint32_t src, std::uint32_t dst,
-                            std::uint32_t vrf, std::uint32_t ports, std::uint8_t proto) {
+[[gnu::always_inline]] inline void set_flow_key_v4(stratus_flow_key *k, std::uint32_t src,
+                                                   std::uint32_t dst, std::uint32_t vrf,
+                                                   std::uint32_t ports, std::uint8_t proto) {
   auto *out = reinterpret_cast<std::uint8_t *>(k);
   auto word = [out](std::uint32_t i, std::uint32_t v) { std::memcpy(out + 4 * i, &v, 4); };
   word(0, src);
@@ -284,7 +290,11 @@ void Pipeline::run(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf **pk
   for (i = 0; i < n; ++i) {
     Pkt &p = ps[i];
     if (p.stage == Pkt::Stage::kBalance) {
-      lanes_.set_key(lanes, p.key);
+      const FlowKey4 &k = p.packed;
+      lanes_.set(lanes, static_cast<std::uint32_t>(k.addrs),
+                 static_cast<std::uint32_t>(k.addrs >> 32),
+                 static_cast<std::uint32_t>(k.rest) & 0xffffff,
+                 static_cast<std::uint32_t>(k.rest >> 32), static_cast<std::uint8_t>(k.rest >> 24));
       lane_pkt[lanes++] = i;
       balanced = true;
     } else if (p.stage == Pkt::Stage::kRoute) {
@@ -299,7 +309,7 @@ void Pipeline::run(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf **pk
         // The VXLAN source port of a remote route: the inner tuple with
         // VRF 0 (stratus_vxlan_sport). Hashed for every route, as reading
         // the action's kind now would wait for the line just prefetched.
-        lanes_.set_v4(lanes, p.f.ip.src, p.f.ip.dst, 0, p.f.ip.ports, p.f.ip.proto);
+        lanes_.set(lanes, p.f.ip.src, p.f.ip.dst, 0, p.f.ip.ports, p.f.ip.proto);
         lane_pkt[lanes++] = i;
       }
     }
@@ -439,8 +449,8 @@ Verdict Pipeline::arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *
   const std::uint8_t *vx = udp + 8;
   if ((vx[0] & 0x08) == 0)
     return drop(STRATUS_DROP_MALFORMED_VXLAN);
-  std::uint32_t vni =
-      static_cast<std::uint32_t>(vx[4]) << 16 | static_cast<std::uint32_t>(vx[5]) << 8 | vx[6];
+  // Bytes 4..6 of the header, read as one word with the reserved byte 7.
+  std::uint32_t vni = rte_be_to_cpu_32(rd32_raw(vx + 4)) >> 8;
   const std::uint32_t *vrf = snap.vni_to_vrf.find(vni);
   if (vrf == nullptr)
     return drop(STRATUS_DROP_UNKNOWN_VNI);
@@ -518,13 +528,15 @@ Verdict Pipeline::arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *
                                                               std::uint32_t vrf,
                                                               std::uint32_t ports,
                                                               std::uint8_t proto, bool record) {
-  set_flow_key_v4(&p.key, src, dst, vrf, ports, proto);
   p.stage = Pkt::Stage::kBalance;
   p.svc = &svc;
   p.record = record;
+  p.vrf = vrf;
   if ((svc.hash_flags & STRATUS_HASH_DEFAULT) != STRATUS_HASH_DEFAULT) {
-    stratus_flow_key_reduce(&p.key, svc.hash_flags);
-    pack_flow_key(p.key, &p.packed);  // IPv4 and VRF ids < kMaxVrfs: always fits
+    stratus_flow_key key;
+    set_flow_key_v4(&key, src, dst, vrf, ports, proto);
+    stratus_flow_key_reduce(&key, svc.hash_flags);
+    pack_flow_key(key, &p.packed);  // IPv4 and VRF ids < kMaxVrfs: always fits
   } else {
     p.packed = FlowKey4{src | std::uint64_t{dst} << 32,
                         (vrf | std::uint32_t{proto} << 24) | std::uint64_t{ports} << 32};
@@ -595,7 +607,9 @@ Verdict Pipeline::arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *
     }
   }
   Verdict v = encapsulate(snap, m, f, be->encap, sport);
-  if (v.action == Action::kForward) {
+  // A forwarded packet of the flow (not an ICMP error about it, as on XDP)
+  // counts like a routed one in its VRF, and per service and backend.
+  if (v.action == Action::kForward && p.record) {
     ServiceCounter &sc = counters_.services[svc.id];
     ServiceCounter &bc = counters_.backends[backend_id];
     sc.fwd.add(f.len);
@@ -604,6 +618,7 @@ Verdict Pipeline::arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *
       sc.new_flows.inc();
       bc.new_flows.inc();
     }
+    counters_.vrf_tx[p.vrf].add(f.len);
   }
   return v;
 }

@@ -80,7 +80,7 @@ class Pipeline {
   FlowTable &flows_;
   WorkerCounters &counters_;
   static constexpr unsigned kLanes = 8;
-  FlowHashLanes<kLanes> lanes_;
+  FlowHashLanesV4<kLanes> lanes_;
   std::unique_ptr<Pkt[]> scratch_;  // kBurst: what a packet carries between stages
 };
 

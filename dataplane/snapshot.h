@@ -117,7 +117,7 @@ template <typename V>
 class U64Map {
  public:
   void build(const std::vector<std::pair<std::uint64_t, V>> &items);
-  const V *find(std::uint64_t key) const;
+  [[gnu::always_inline]] inline const V *find(std::uint64_t key) const;
 
  private:
   struct Slot {
@@ -128,8 +128,10 @@ class U64Map {
   std::uint32_t slot_of(std::uint64_t key) const {
     return static_cast<std::uint32_t>((key * 0x9e3779b97f4a7c15ull) >> shift_);
   }
-  std::vector<Slot> slots_;
-  std::uint32_t mask_ = 0;
+  // Before build(): two empty slots (any key's slot_of is 0 or 1), so that
+  // find() needs no emptiness check.
+  std::vector<Slot> slots_ = std::vector<Slot>(2);
+  std::uint32_t mask_ = 1;
   std::uint32_t shift_ = 63;
 };
 
@@ -244,8 +246,6 @@ void U64Map<V>::build(const std::vector<std::pair<std::uint64_t, V>> &items) {
 
 template <typename V>
 const V *U64Map<V>::find(std::uint64_t key) const {
-  if (slots_.empty())
-    return nullptr;
   for (std::uint32_t s = slot_of(key);; s = (s + 1) & mask_) {
     const Slot &slot = slots_[s];
     if (!slot.used)

@@ -177,6 +177,24 @@ TEST(Pipeline, CountsTenantTraffic) {
   EXPECT_EQ(h.counters().vrf_rx[2].packets.get(), 0u);
 }
 
+// A load-balanced packet counts in its VRF like a routed one (inner frame
+// bytes), as on XDP (Counters.LoadBalancedPacketCountsInItsVrf there).
+TEST(Pipeline, LoadBalancedPacketCountsInItsVrf) {
+  Harness h;
+  h.install(gw());
+  const auto &step = packet("lb_tenant_port");
+  std::uint32_t vrf = 0;
+  for (const Port &port : gw().node.ports) {
+    if (port.name == step.in_port)
+      vrf = port.vrf;
+  }
+  ASSERT_NE(vrf, 0u) << "the case comes in on a tenant port";
+  ASSERT_EQ(h.send(step.in_port, step.input).verdict.action, Action::kForward);
+  EXPECT_EQ(h.counters().vrf_rx[vrf].packets.get(), 1u);
+  EXPECT_EQ(h.counters().vrf_tx[vrf].packets.get(), 1u);
+  EXPECT_EQ(h.counters().vrf_tx[vrf].bytes.get(), step.input.size());
+}
+
 TEST(Pipeline, IdleFlowExpiresAndIsChosenAgain) {
   Harness h;
   h.install(gw());
