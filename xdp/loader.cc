@@ -115,6 +115,24 @@ XdpLoader::XdpLoader(const LoaderOptions &options) : options_(options) {
   }
 }
 
+// Whether the pinned outer connection-table map `outer` holds tables of
+// this program's layout (set-associative ARRAY, not an older LRU_HASH):
+// the verifier takes the inner layout from the pinned map.
+static bool conn_tables_current(int outer) {
+  __u32 cpu = 0, id = 0;
+  if (bpf_map_lookup_elem(outer, &cpu, &id) != 0)
+    return true;  // no table yet: put_conn_table creates current ones
+  int inner = bpf_map_get_fd_by_id(id);
+  if (inner < 0)
+    return false;
+  bpf_map_info info{};
+  __u32 len = sizeof info;
+  bool ok = bpf_obj_get_info_by_fd(inner, &info, &len) == 0 && info.type == BPF_MAP_TYPE_ARRAY &&
+            info.key_size == sizeof(__u32) && info.value_size == sizeof(stratus_conn_set);
+  ::close(inner);
+  return ok;
+}
+
 // Reuses the pinned maps by hand rather than through libbpf's pin_path:
 // libbpf compares map_flags too, and the kernel adds BPF_F_RDONLY_PROG to
 // every devmap, so it refuses a pinned devmap that it created itself
@@ -139,7 +157,8 @@ void XdpLoader::reuse_pins() {
     if (err == 0 &&
         (info.type != static_cast<__u32>(bpf_map__type(map)) ||
          info.key_size != bpf_map__key_size(map) || info.value_size != bpf_map__value_size(map) ||
-         info.max_entries != bpf_map__max_entries(map))) {
+         info.max_entries != bpf_map__max_entries(map) ||
+         (map == skel_->maps.conns4 && !conn_tables_current(pinned)))) {
       ::close(pinned);
       throw XdpError("pinned map " + path +
                      " has another layout than this program's; remove the pins of this "
@@ -244,27 +263,57 @@ int XdpLoader::conn_table_fd(std::uint32_t cpu) const {
   return bpf_map_get_fd_by_id(id);
 }
 
+static std::uint32_t conn_table_sets(int table) {
+  bpf_map_info info{};
+  __u32 len = sizeof info;
+  if (bpf_obj_get_info_by_fd(table, &info, &len) != 0)
+    return 0;
+  return info.max_entries;
+}
+
+// The sets of a table for `entries` flows: a power of two, twice the ways
+// needed, because a set-associative table starts evicting before it is
+// full (a set of STRATUS_CONN_WAYS overflows while others have room: at
+// one flow per way, about a fifth of the flows would be evicted early; at
+// half, a few percent of a set's worth).
+static std::uint32_t conn_sets_for(std::uint32_t entries) {
+  std::uint64_t ways = 2ull * entries;
+  std::uint64_t want = ways / STRATUS_CONN_WAYS + (ways % STRATUS_CONN_WAYS != 0);
+  std::uint32_t sets = 1;
+  while (sets < want)
+    sets <<= 1;
+  return sets;
+}
+
 std::uint32_t XdpLoader::conn_table_entries() const {
   int inner = conn_table_fd(0);
   if (inner < 0)
     return 0;
-  bpf_map_info info{};
-  __u32 len = sizeof info;
-  std::uint32_t entries = 0;
-  if (bpf_obj_get_info_by_fd(inner, &info, &len) == 0)
-    entries = info.max_entries;
+  std::uint32_t entries = conn_table_sets(inner) * STRATUS_CONN_WAYS;
   ::close(inner);
   return entries;
 }
 
 void XdpLoader::put_conn_table(int cpu, std::uint32_t entries, const char *what) {
-  int map = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "stratus_conn4", sizeof(stratus_conn_key4),
-                           sizeof(stratus_conn), entries, nullptr);
+  std::uint32_t sets = conn_sets_for(entries);
+  LIBBPF_OPTS(bpf_map_create_opts, opts, .map_flags = BPF_F_INNER_MAP);
+  int map = bpf_map_create(BPF_MAP_TYPE_ARRAY, "stratus_conn4", sizeof(__u32),
+                           sizeof(stratus_conn_set), sets, &opts);
   if (map < 0)
     throw_errno("creating a connection table", map);
   __u32 key = static_cast<__u32>(cpu);
-  int err = bpf_map_update_elem(fd(skel_->maps.conns4), &key, &map, BPF_ANY);
+  __u32 mask = sets - 1, old_mask = 0;
+  int masks = fd(skel_->maps.conn_masks);
+  int err = bpf_map_lookup_elem(masks, &key, &old_mask);
+  // The mask never exceeds the table the program finds (xdp/bpf/maps.h):
+  // a smaller mask before the swap, a larger one after it.
+  if (err == 0 && mask < old_mask)
+    err = bpf_map_update_elem(masks, &key, &mask, BPF_ANY);
+  if (err == 0)
+    err = bpf_map_update_elem(fd(skel_->maps.conns4), &key, &map, BPF_ANY);
   ::close(map);
+  if (err == 0 && mask >= old_mask)
+    err = bpf_map_update_elem(masks, &key, &mask, BPF_ANY);
   if (err)
     throw_errno(std::string(what) + " the connection table of CPU " + std::to_string(cpu), err);
 }
@@ -281,7 +330,7 @@ void XdpLoader::ensure_conn_tables(std::uint32_t entries) {
 }
 
 void XdpLoader::resize_conn_tables(std::uint32_t entries) {
-  if (conn_table_entries() == entries)
+  if (conn_table_entries() == conn_sets_for(entries) * STRATUS_CONN_WAYS)
     return;
   // New tables first, then one swap per CPU; a CPU's packets see either
   // its old table or its new (empty) one.

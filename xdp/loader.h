@@ -62,14 +62,18 @@ class XdpLoader {
 
   // The connection table of `cpu` (an fd the caller must close), or -1.
   int conn_table_fd(std::uint32_t cpu) const;
-  // Replaces every CPU's connection table by an empty one of `entries`
-  // entries (flows are lost) if the current tables are of another size.
+  // Replaces every CPU's connection table by an empty one of at least
+  // `entries` entries (flows are lost) if the current tables are of
+  // another size.
   void resize_conn_tables(std::uint32_t entries);
+  // A table's capacity: sets (a power of two) x STRATUS_CONN_WAYS, the
+  // smallest such at least the configured flows.max_entries.
   std::uint32_t conn_table_entries() const;
 
  private:
   void ensure_conn_tables(std::uint32_t entries);
-  // Creates an LRU table of `entries` and puts it in CPU `cpu`'s slot;
+  // Creates a set-associative table (xdp/bpf/maps.h conns4) of at least
+  // `entries` ways, puts it in CPU `cpu`'s slot and sets its mask;
   // `what` names the step in the error ("installing", "swapping").
   void put_conn_table(int cpu, std::uint32_t entries, const char *what);
   void reuse_pins();

@@ -586,14 +586,6 @@ void XdpDriver::install(const Tables & /*prev: live_ is what this driver install
   auto &maps = loader_->skel()->maps;
   Mirror &mi = *mirror_;
 
-  // Over tables this driver installed, a change that leaves the node, next
-  // hops and VRFs alone is encoded and written as a delta: only the routes
-  // and services that differ (a full encode of 100k routes and 100k
-  // backends costs ~150 ms). Anything else, and the first install after a
-  // start (the mirror then comes from pinned maps), is encoded whole.
-  Delta delta;
-  const bool partial = live_valid_ && find_delta(live_, next, &delta);
-
   // ---- 1. Validate and encode everything; nothing live is touched.
   struct PortInfo {
     std::uint32_t index;
@@ -632,6 +624,22 @@ void XdpDriver::install(const Tables & /*prev: live_ is what this driver install
       throw XdpError(where + ": unknown port \"" + name + "\"");
     return it->second;
   };
+  // The ports as resolved now (interface index and MAC, which route and
+  // backend values carry): a delta install relies on them being as before.
+  std::string port_state;
+  for (const auto &[name, info] : ports) {
+    port_state += name + '\0' + std::to_string(info.index) + '\0' + std::to_string(info.ifindex) +
+                  '\0' + info.mac.str() + '\0';
+  }
+
+  // Over tables this driver installed, a change that leaves the node, next
+  // hops, VRFs and the ports' interfaces alone is encoded and written as a
+  // delta: only the routes and services that differ (a full encode of 100k
+  // routes and 100k backends costs ~150 ms). Anything else, and the first
+  // install after a start (the mirror then comes from pinned maps), is
+  // encoded whole.
+  Delta delta;
+  const bool partial = live_valid_ && port_state == live_ports_ && find_delta(live_, next, &delta);
 
   MapPlan node_cfg{"node_cfg", XdpLoader::fd(maps.node_cfg), true, {}, &mi.node_cfg};
   {
@@ -947,6 +955,7 @@ void XdpDriver::install(const Tables & /*prev: live_ is what this driver install
     mi.port_index[name] = info.index;
   live_ = next;
   live_valid_ = true;
+  live_ports_ = std::move(port_state);
 }
 
 std::vector<api::pb::PortState> XdpDriver::ports() {
@@ -1063,6 +1072,15 @@ void XdpDriver::counters(api::pb::CountersReply *out) {
   out->set_flow_entries(flow_count());
 }
 
+// The sets of connection table `table` (a power of two), 0 if unknown.
+static std::uint32_t conn_sets(int table) {
+  bpf_map_info info{};
+  __u32 len = sizeof info;
+  if (bpf_obj_get_info_by_fd(table, &info, &len) != 0)
+    return 0;
+  return info.max_entries;
+}
+
 std::optional<api::FlowEntry> XdpDriver::lookup_flow(const stratus_flow_key &key) {
   std::optional<api::FlowEntry> best;
   stratus_conn_key4 ck{};
@@ -1073,35 +1091,60 @@ std::optional<api::FlowEntry> XdpDriver::lookup_flow(const stratus_flow_key &key
     Fd table(loader_->conn_table_fd(static_cast<std::uint32_t>(cpu)));
     if (table.get() < 0)
       continue;
-    stratus_conn conn{};
-    if (bpf_map_lookup_elem(table.get(), &ck, &conn) != 0)
+    std::uint32_t sets = conn_sets(table.get());
+    if (sets == 0)
       continue;
-    api::FlowEntry e;
-    e.service_id = conn.service;
-    e.backend_id = conn.backend;
-    e.cpu = static_cast<std::uint32_t>(cpu);
-    e.age_ms = now > conn.last_seen_ns ? (now - conn.last_seen_ns) / 1000000 : 0;
-    if (!best || e.age_ms < best->age_ms)
-      best = e;
+    __u32 index = stratus_conn_set_index(&ck, sets - 1);
+    stratus_conn_set set{};
+    if (bpf_map_lookup_elem(table.get(), &index, &set) != 0)
+      continue;
+    for (const stratus_conn_way &w : set.ways) {
+      if (std::memcmp(&w.key, &ck, sizeof ck) != 0)
+        continue;
+      api::FlowEntry e;
+      e.service_id = w.conn.service;
+      e.backend_id = w.conn.backend;
+      e.cpu = static_cast<std::uint32_t>(cpu);
+      e.age_ms = now > w.conn.last_seen_ns ? (now - w.conn.last_seen_ns) / 1000000 : 0;
+      if (!best || e.age_ms < best->age_ms)
+        best = e;
+    }
   }
   return best;
 }
 
-// Calls fn(cpu, table fd, table key, flow key) for every key of every
-// CPU's connection table until fn returns false.
+// Calls fn(cpu, entry, flow key) for every used way of every CPU's
+// connection table until fn returns false. (Expired entries too, as long
+// as no new flow took their way, like an LRU table's.)
 template <typename Fn>
 void XdpDriver::walk_flows(Fn &&fn) {
   for (int cpu = 0; cpu < loader_->possible_cpus(); ++cpu) {
     Fd table(loader_->conn_table_fd(static_cast<std::uint32_t>(cpu)));
     if (table.get() < 0)
       continue;
-    stratus_conn_key4 key{}, next{};
-    const void *prev = nullptr;
-    while (bpf_map_get_next_key(table.get(), prev, &next) == 0) {
-      key = next;
-      prev = &key;
-      if (!fn(static_cast<std::uint32_t>(cpu), table.get(), key, flow_key(key)))
-        return;
+    // Sets in batches (one system call per 256 sets, not per set).
+    constexpr __u32 kBatch = 256;
+    std::vector<__u32> keys(kBatch);
+    std::vector<stratus_conn_set> sets(kBatch);
+    __u32 in = 0, out = 0;
+    bool first = true, done = false;
+    while (!done) {
+      __u32 count = kBatch;
+      int err = bpf_map_lookup_batch(table.get(), first ? nullptr : &in, &out, keys.data(),
+                                     sets.data(), &count, nullptr);
+      if (err != 0 && errno != ENOENT)
+        break;  // the table went away (swapped): its flows are gone
+      done = err != 0;
+      first = false;
+      in = out;
+      for (__u32 i = 0; i < count; ++i) {
+        for (const stratus_conn_way &w : sets[i].ways) {
+          if (w.key.vrf_proto == 0)
+            continue;  // empty
+          if (!fn(static_cast<std::uint32_t>(cpu), w.conn, flow_key(w.key)))
+            return;
+        }
+      }
     }
   }
 }
@@ -1110,33 +1153,29 @@ void XdpDriver::dump_flows(const api::pb::FlowsRequest &req,
                            const std::function<bool(const api::pb::Flow &)> &sink) {
   std::uint64_t now = monotonic_ns();
   std::uint32_t sent = 0;
-  walk_flows(
-      [&](std::uint32_t cpu, int table, const stratus_conn_key4 &ck, const stratus_flow_key &key) {
-        stratus_conn conn{};
-        if (bpf_map_lookup_elem(table, &ck, &conn) != 0)
-          return true;  // expired between the two calls
-        if (req.filter_service() && conn.service != req.service_id())
-          return true;
-        api::pb::Flow f;
-        f.set_vrf(key.vrf);
-        f.mutable_src()->set_addr(addr_bytes(key.src));
-        f.mutable_dst()->set_addr(addr_bytes(key.dst));
-        f.set_proto(key.proto);
-        f.set_sport(ntohs(key.sport));
-        f.set_dport(ntohs(key.dport));
-        f.set_service_id(conn.service);
-        f.set_backend_id(conn.backend);
-        f.set_cpu(cpu);
-        f.set_age_ms(now > conn.last_seen_ns ? (now - conn.last_seen_ns) / 1000000 : 0);
-        if (!sink(f))
-          return false;
-        return !(req.limit() && ++sent >= req.limit());
-      });
+  walk_flows([&](std::uint32_t cpu, const stratus_conn &conn, const stratus_flow_key &key) {
+    if (req.filter_service() && conn.service != req.service_id())
+      return true;
+    api::pb::Flow f;
+    f.set_vrf(key.vrf);
+    f.mutable_src()->set_addr(addr_bytes(key.src));
+    f.mutable_dst()->set_addr(addr_bytes(key.dst));
+    f.set_proto(key.proto);
+    f.set_sport(ntohs(key.sport));
+    f.set_dport(ntohs(key.dport));
+    f.set_service_id(conn.service);
+    f.set_backend_id(conn.backend);
+    f.set_cpu(cpu);
+    f.set_age_ms(now > conn.last_seen_ns ? (now - conn.last_seen_ns) / 1000000 : 0);
+    if (!sink(f))
+      return false;
+    return !(req.limit() && ++sent >= req.limit());
+  });
 }
 
 std::uint64_t XdpDriver::flow_count() {
   std::uint64_t n = 0;
-  walk_flows([&n](std::uint32_t, int, const stratus_conn_key4 &, const stratus_flow_key &) {
+  walk_flows([&n](std::uint32_t, const stratus_conn &, const stratus_flow_key &) {
     ++n;
     return true;
   });

@@ -55,8 +55,8 @@ class XdpDriver final : public api::DataplaneDriver {
   using Entries = std::map<std::string, std::string>;
 
  private:
-  // Calls fn(cpu, table fd, table key, flow key) for every connection until
-  // it returns false.
+  // Calls fn(cpu, entry, flow key) for every connection until it returns
+  // false.
   template <typename Fn>
   void walk_flows(Fn &&fn);
 
@@ -77,6 +77,7 @@ class XdpDriver final : public api::DataplaneDriver {
   std::unique_ptr<Mirror> mirror_;
   Tables live_;
   bool live_valid_ = false;  // live_ is what install() wrote (not yet after a start)
+  std::string live_ports_;   // the ports as install() resolved them (names, ifindex, MAC)
 };
 
 }  // namespace stratus::xdp

@@ -7,6 +7,7 @@
 // tx counters. Also: an agent restart over pinned maps keeps tables and
 // connections.
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
@@ -26,6 +27,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -33,6 +35,7 @@
 #include "lb/drop_reason.h"
 #include "tests/fixtures/fixture.h"
 #include "tests/xdp/test_netns.h"
+#include "xdp/bpf/stratus_maps.h"
 #include "xdp/xdp_driver.h"
 
 namespace stratus::xdp {
@@ -517,6 +520,181 @@ TEST(ConnectionTable, EntriesExpire) {
   EXPECT_EQ(driver.flow_count(), 1u);
 }
 
+// Set-associative connection tables (xdp/bpf/maps.h conns4): with
+// flows.max_entries 1 a table is one set of STRATUS_CONN_WAYS ways, so
+// every flow competes for the same ways. The tests fill that set by hand
+// (other flows, given ages) on every CPU and run a new flow on CPU 0.
+class ConnectionSet : public testing::Test {
+ protected:
+  static constexpr std::uint64_t kSecond = 1000000000;
+
+  static std::uint64_t now_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * kSecond + static_cast<std::uint64_t>(ts.tv_nsec);
+  }
+  // A way of another flow (not the fixture's): protocol `proto`, last seen
+  // `age` ago.
+  static stratus_conn_way way(std::uint8_t proto, std::uint32_t n, std::uint64_t age) {
+    stratus_conn_way w{};
+    w.key.vrf_proto = proto;
+    w.key.src = htonl(0x0a630000 + n);  // 10.99.0.n
+    w.key.dst = htonl(0x0a640001);
+    w.key.sport = htons(static_cast<std::uint16_t>(40000 + n));
+    w.key.dport = htons(80);
+    w.conn.backend = 1;
+    w.conn.service = 1;
+    w.conn.last_seen_ns = now_ns() - age;
+    return w;
+  }
+  // Installs the fixture's tables with one-set connection tables, fills
+  // set 0 of every CPU with `ways`, runs the fixture's first (new) flow
+  // and returns CPU 0's set afterwards.
+  stratus_conn_set run(Tables tables, const stratus_conn_set &ways) {
+    tables.node.flows.max_entries = 1;
+    XdpDriver driver(private_maps());
+    driver.install(Tables{}, tables);
+    const XdpLoader &loader = driver.loader();
+    EXPECT_EQ(loader.conn_table_entries(), std::uint32_t{STRATUS_CONN_WAYS});
+    __u32 set0 = 0;
+    for (int cpu = 0; cpu < loader.possible_cpus(); ++cpu) {
+      int fd = loader.conn_table_fd(static_cast<std::uint32_t>(cpu));
+      EXPECT_GE(fd, 0);
+      EXPECT_EQ(bpf_map_update_elem(fd, &set0, &ways, BPF_ANY), 0);
+      ::close(fd);
+    }
+    check_step(driver, std::get<fx::PacketStep>(case_.steps.at(0)), 0);
+    stratus_conn_set after{};
+    int fd = loader.conn_table_fd(0);
+    EXPECT_EQ(bpf_map_lookup_elem(fd, &set0, &after), 0);
+    ::close(fd);
+    return after;
+  }
+  static bool same(const stratus_conn_way &a, const stratus_conn_way &b) {
+    return std::memcmp(&a, &b, sizeof a) == 0;
+  }
+
+  const fx::Case &case_ = find_case("lb_underlay_multi_packet_flow");
+};
+
+// A full set evicts its least recently used way (the oldest last_seen),
+// whatever its position; the other ways keep their flows.
+TEST_F(ConnectionSet, FullSetEvictsItsLeastRecentlyUsedWay) {
+  Tables tables = fixtures().tables.at(case_.tables);
+  tables.node.flows.tcp_timeout_s = 100;
+  stratus_conn_set ways{};
+  const std::uint64_t ages[STRATUS_CONN_WAYS] = {3, 1, 5, 2};  // seconds; way 2 oldest
+  for (std::uint32_t i = 0; i < STRATUS_CONN_WAYS; ++i)
+    ways.ways[i] = way(IPPROTO_TCP, i, ages[i] * kSecond);
+  stratus_conn_set after = run(tables, ways);
+  for (std::uint32_t i = 0; i < STRATUS_CONN_WAYS; ++i) {
+    SCOPED_TRACE("way " + std::to_string(i));
+    if (i == 2) {
+      EXPECT_FALSE(same(after.ways[i], ways.ways[i])) << "the LRU way was not evicted";
+      EXPECT_GT(after.ways[i].conn.last_seen_ns, ways.ways[0].conn.last_seen_ns);
+    } else {
+      EXPECT_TRUE(same(after.ways[i], ways.ways[i])) << "a more recent way was evicted";
+    }
+  }
+}
+
+// An expired way is taken before the LRU one: here the oldest way is a
+// live TCP flow, and a younger UDP flow has outlived the UDP timeout
+// (each way expires by its own protocol's timeout).
+TEST_F(ConnectionSet, ExpiredWayIsReusedFirst) {
+  Tables tables = fixtures().tables.at(case_.tables);
+  tables.node.flows.tcp_timeout_s = 100;
+  tables.node.flows.udp_timeout_s = 1;
+  stratus_conn_set ways{};
+  ways.ways[0] = way(IPPROTO_TCP, 0, 50 * kSecond);  // oldest, live
+  ways.ways[1] = way(IPPROTO_TCP, 1, 10 * kSecond);
+  ways.ways[2] = way(IPPROTO_UDP, 2, 3 * kSecond);  // expired
+  ways.ways[3] = way(IPPROTO_TCP, 3, 20 * kSecond);
+  stratus_conn_set after = run(tables, ways);
+  EXPECT_FALSE(same(after.ways[2], ways.ways[2])) << "the expired way was not reused";
+  EXPECT_TRUE(same(after.ways[0], ways.ways[0])) << "the live LRU way was evicted";
+  EXPECT_TRUE(same(after.ways[1], ways.ways[1]));
+  EXPECT_TRUE(same(after.ways[3], ways.ways[3]));
+}
+
+// An empty way is taken before any live one (here not the first way).
+TEST_F(ConnectionSet, EmptyWayIsTakenFirst) {
+  Tables tables = fixtures().tables.at(case_.tables);
+  stratus_conn_set ways{};
+  ways.ways[0] = way(IPPROTO_TCP, 0, 50 * kSecond);
+  ways.ways[1] = way(IPPROTO_TCP, 1, 10 * kSecond);
+  ways.ways[3] = way(IPPROTO_TCP, 3, 20 * kSecond);
+  stratus_conn_set after = run(tables, ways);
+  EXPECT_NE(after.ways[2].key.vrf_proto, 0u) << "the empty way was not taken";
+  for (std::uint32_t i : {0u, 1u, 3u})
+    EXPECT_TRUE(same(after.ways[i], ways.ways[i])) << "way " << i;
+}
+
+// The agent finds entries where the program puts them: lookup_flow in the
+// set of the key's index, the count and the dump over every set of a table
+// larger than one batch of the walk (2048 sets).
+TEST_F(ConnectionSet, AgentFindsEntriesInTheirSets) {
+  Tables tables = fixtures().tables.at(case_.tables);
+  tables.node.flows.max_entries = 4096;
+  XdpDriver driver(private_maps());
+  driver.install(Tables{}, tables);
+  const XdpLoader &loader = driver.loader();
+  const std::uint32_t sets = loader.conn_table_entries() / STRATUS_CONN_WAYS;
+  ASSERT_EQ(sets, 2048u);
+  int fd = loader.conn_table_fd(0);
+  ASSERT_GE(fd, 0);
+  std::vector<stratus_conn_way> written;
+  for (std::uint32_t n = 0; n < 3; ++n) {
+    stratus_conn_way w = way(IPPROTO_TCP, n * 1000, kSecond);
+    w.conn.backend = 7 + n;
+    __u32 index = stratus_conn_set_index(&w.key, sets - 1);
+    stratus_conn_set set{};
+    ASSERT_EQ(bpf_map_lookup_elem(fd, &index, &set), 0);
+    set.ways[n] = w;  // a way of its own should two keys share a set
+    ASSERT_EQ(bpf_map_update_elem(fd, &index, &set, BPF_ANY), 0);
+    written.push_back(w);
+  }
+  ::close(fd);
+  // And one flow that the program records (its set index computed in BPF).
+  check_step(driver, std::get<fx::PacketStep>(case_.steps.at(0)), 0);
+  EXPECT_EQ(driver.flow_count(), 4u);
+  std::set<std::uint32_t> dumped;
+  std::optional<api::pb::Flow> recorded;
+  driver.dump_flows({}, [&](const api::pb::Flow &f) {
+    EXPECT_EQ(f.cpu(), 0u);
+    if (f.backend_id() >= 7 && f.backend_id() <= 9)
+      dumped.insert(f.backend_id());
+    else
+      recorded = f;
+    return true;
+  });
+  EXPECT_EQ(dumped, (std::set<std::uint32_t>{7, 8, 9}));
+  ASSERT_TRUE(recorded.has_value());
+  stratus_flow_key rkey{};
+  std::memcpy(&rkey.src[0], recorded->src().addr().data(), 4);
+  std::memcpy(&rkey.dst[0], recorded->dst().addr().data(), 4);
+  rkey.vrf = recorded->vrf();
+  rkey.sport = htons(static_cast<std::uint16_t>(recorded->sport()));
+  rkey.dport = htons(static_cast<std::uint16_t>(recorded->dport()));
+  rkey.proto = static_cast<std::uint8_t>(recorded->proto());
+  auto found = driver.lookup_flow(rkey);
+  ASSERT_TRUE(found.has_value()) << "the agent's set index differs from the program's";
+  EXPECT_EQ(found->backend_id, recorded->backend_id());
+  for (const stratus_conn_way &w : written) {
+    stratus_flow_key key{};
+    key.vrf = w.key.vrf_proto >> 8;
+    key.proto = static_cast<std::uint8_t>(w.key.vrf_proto & 0xff);
+    key.src[0] = w.key.src;
+    key.dst[0] = w.key.dst;
+    key.sport = w.key.sport;
+    key.dport = w.key.dport;
+    auto entry = driver.lookup_flow(key);
+    ASSERT_TRUE(entry.has_value()) << "backend " << w.conn.backend;
+    EXPECT_EQ(entry->backend_id, w.conn.backend);
+    EXPECT_EQ(entry->cpu, 0u);
+  }
+}
+
 // ------------------------------------------------------------ restart
 
 class Restart : public testing::Test {
@@ -589,6 +767,33 @@ TEST_F(Restart, PinnedMapsKeepTablesAndFlows) {
   check_step(after, routed, 1);
 
   after.set_detach_on_exit(true);
+}
+
+// Pins of the connection tables of an older layout (per-CPU LRU_HASH
+// tables, before the set-associative ARRAY) are refused with the layout
+// message, not reused: the verifier would take the old inner layout.
+TEST_F(Restart, PinnedLruConnectionTablesAreRefused) {
+  std::string dir = root_ + "/restart";
+  fs::create_directories(dir);
+  int inner = bpf_map_create(BPF_MAP_TYPE_LRU_HASH, "old_conn4", sizeof(stratus_conn_key4),
+                             sizeof(stratus_conn), 16, nullptr);
+  ASSERT_GE(inner, 0) << std::strerror(errno);
+  LIBBPF_OPTS(bpf_map_create_opts, opts, .inner_map_fd = static_cast<__u32>(inner));
+  int outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "conns4", sizeof(__u32), sizeof(__u32),
+                             static_cast<__u32>(libbpf_num_possible_cpus()), &opts);
+  ASSERT_GE(outer, 0) << std::strerror(errno);
+  __u32 cpu0 = 0;
+  __u32 inner_fd = static_cast<__u32>(inner);
+  EXPECT_EQ(bpf_map_update_elem(outer, &cpu0, &inner_fd, BPF_ANY), 0);
+  EXPECT_EQ(bpf_obj_pin(outer, (dir + "/conns4").c_str()), 0) << std::strerror(errno);
+  ::close(outer);
+  ::close(inner);
+  try {
+    XdpDriver d(options_);
+    ADD_FAILURE() << "the old connection tables were reused";
+  } catch (const XdpError &e) {
+    EXPECT_NE(std::string(e.what()).find("has another layout"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(Restart, DetachRemovesPins) {

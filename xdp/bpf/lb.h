@@ -84,28 +84,82 @@ static __always_inline void stratus_conn_key4(struct stratus_conn_key4 *ck,
   ck->dport = key->dport;
 }
 
-/* This CPU's entry for the key, if it belongs to `svc` and has not
- * expired; 0 otherwise. The caller checks the backend's state. The
- * timeout is the one of `proto`, the packet's protocol (the key's may be
- * reduced away). */
-static __always_inline struct stratus_conn *stratus_conn_find(void *ct,
-                                                              const struct stratus_node_cfg *cfg,
-                                                              const struct stratus_service *svc,
-                                                              const struct stratus_conn_key4 *key,
-                                                              __u8 proto, __u64 now) {
+/* This CPU's connection-table set of `key` (xdp/bpf/maps.h conns4), or 0
+ * when the CPU has no table (yet). */
+static __always_inline struct stratus_conn_set *stratus_conn_set_of(
+    const struct stratus_conn_key4 *key) {
+  __u32 cpu = bpf_get_smp_processor_id();
+  void *ct = bpf_map_lookup_elem(&conns4, &cpu);
   if (!ct)
     return 0;
-  struct stratus_conn *conn = bpf_map_lookup_elem(ct, key);
-  if (!conn || conn->service != svc->id)
+  __u32 *mask = bpf_map_lookup_elem(&conn_masks, &cpu);
+  if (!mask)
     return 0;
+  __u32 index = stratus_conn_set_index(key, *mask);
+  return bpf_map_lookup_elem(ct, &index);
+}
+
+/* The way of `set` holding `key`, live or expired, or 0. */
+static __always_inline struct stratus_conn_way *stratus_conn_match(
+    struct stratus_conn_set *set, const struct stratus_conn_key4 *key) {
+  if (!set)
+    return 0;
+  const __u64 *k = (const __u64 *)key;
+#pragma unroll
+  for (int i = 0; i < STRATUS_CONN_WAYS; i++) {
+    const __u64 *w = (const __u64 *)&set->ways[i].key;
+    if (w[0] == k[0] && w[1] == k[1])
+      return &set->ways[i];
+  }
+  return 0;
+}
+
+/* Whether an entry of protocol `proto` last seen at `seen` has expired at
+ * `now`. `now` may be a tick behind a last_seen_ns written with a finer
+ * clock (by the agent): such an entry is fresh, not 2^64 ns old. */
+static __always_inline int stratus_conn_expired(const struct stratus_node_cfg *cfg, __u8 proto,
+                                                __u64 seen, __u64 now) {
   __u64 timeout = proto == IPPROTO_UDP ? cfg->udp_timeout_ns : cfg->tcp_timeout_ns;
-  /* `now` may be a tick behind a last_seen_ns written with a finer clock
-   * (by the agent): such an entry is fresh, not 2^64 ns old. */
-  if (now > conn->last_seen_ns && now - conn->last_seen_ns > timeout) {
+  return now > seen && now - seen > timeout;
+}
+
+/* The entry of way `w` (stratus_conn_match) if it belongs to `svc` and has
+ * not expired; 0 otherwise. The caller checks the backend's state. The
+ * timeout is the one of `proto`, the packet's protocol (the key's may be
+ * reduced away). */
+static __always_inline struct stratus_conn *stratus_conn_find(struct stratus_conn_way *w,
+                                                              const struct stratus_node_cfg *cfg,
+                                                              const struct stratus_service *svc,
+                                                              __u8 proto, __u64 now) {
+  if (!w || w->conn.service != svc->id)
+    return 0;
+  if (stratus_conn_expired(cfg, proto, w->conn.last_seen_ns, now)) {
     stratus_count_misc(STRATUS_MISC_CONN_EXPIRED);
     return 0;
   }
-  return conn;
+  return &w->conn;
+}
+
+/* The way of `set` that a new flow takes: the first empty or expired one,
+ * else the least recently used (smallest last_seen_ns; the first of
+ * equals). An expired way's timeout is the one of its own key's protocol. */
+static __always_inline struct stratus_conn_way *stratus_conn_victim(
+    struct stratus_conn_set *set, const struct stratus_node_cfg *cfg, __u64 now) {
+  struct stratus_conn_way *victim = &set->ways[0];
+  __u64 oldest = ~0ULL;
+#pragma unroll
+  for (int i = 0; i < STRATUS_CONN_WAYS; i++) {
+    struct stratus_conn_way *w = &set->ways[i];
+    __u32 vp = w->key.vrf_proto;
+    __u64 seen = w->conn.last_seen_ns;
+    if (vp == 0 || stratus_conn_expired(cfg, (__u8)vp, seen, now))
+      return w;
+    if (seen < oldest) {
+      oldest = seen;
+      victim = w;
+    }
+  }
+  return victim;
 }
 
 /* The backend of an existing connection entry if it is active or
@@ -178,12 +232,12 @@ static __always_inline int stratus_lb(struct xdp_md *ctx, const struct stratus_n
   struct stratus_conn_key4 ck;
   stratus_conn_key4(&ck, &key);
 
-  __u32 cpu = bpf_get_smp_processor_id();
-  void *ct = bpf_map_lookup_elem(&conns4, &cpu);
+  struct stratus_conn_set *set = stratus_conn_set_of(&ck);
+  struct stratus_conn_way *way = stratus_conn_match(set, &ck);
   __u64 now = stratus_now();
   __u32 backend_id;
   int new_flow = 0;
-  struct stratus_conn *conn = stratus_conn_find(ct, cfg, svc, &ck, t->proto, now);
+  struct stratus_conn *conn = stratus_conn_find(way, cfg, svc, t->proto, now);
   const struct stratus_backend *be = stratus_conn_backend(conn);
   if (be) {
     stratus_count_misc(STRATUS_MISC_CONN_HIT);
@@ -208,14 +262,16 @@ static __always_inline int stratus_lb(struct xdp_md *ctx, const struct stratus_n
       pkt->vxlan_sport = stratus_vxlan_sport_from_hash(hash);
     else if (whole && be->encap == STRATUS_ENCAP_VXLAN)
       pkt->vxlan_sport = stratus_vxlan_sport(&pkt->tuple, cfg->hash_seed);
-    if (ct) {
-      struct stratus_conn fresh = {
-          .backend = backend_id,
-          .service = svc->id,
-          .vxlan_sport = pkt->vxlan_sport,
-          .last_seen_ns = now,
-      };
-      bpf_map_update_elem(ct, &ck, &fresh, BPF_ANY);
+    if (set) {
+      /* The key's own way if it has one (expired, another service, a
+       * backend down), else the set's victim. */
+      if (!way)
+        way = stratus_conn_victim(set, cfg, now);
+      way->key = ck;
+      way->conn.backend = backend_id;
+      way->conn.service = (__u16)svc->id;
+      way->conn.vxlan_sport = pkt->vxlan_sport;
+      way->conn.last_seen_ns = now;
     }
   }
 
@@ -280,9 +336,8 @@ static __always_inline int stratus_lb_icmp_error(struct xdp_md *ctx,
   /* Never creates or refreshes an entry. */
   struct stratus_conn_key4 ck;
   stratus_conn_key4(&ck, &key);
-  __u32 cpu = bpf_get_smp_processor_id();
-  void *ct = bpf_map_lookup_elem(&conns4, &cpu);
-  struct stratus_conn *conn = stratus_conn_find(ct, cfg, svc, &ck, quoted->protocol, stratus_now());
+  struct stratus_conn_way *way = stratus_conn_match(stratus_conn_set_of(&ck), &ck);
+  struct stratus_conn *conn = stratus_conn_find(way, cfg, svc, quoted->protocol, stratus_now());
   const struct stratus_backend *be = stratus_conn_backend(conn);
   if (!be) {
     __u32 *picked = stratus_maglev_pick(svc, stratus_flow_hash(&key, cfg->hash_seed));

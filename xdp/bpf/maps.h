@@ -117,33 +117,46 @@ struct {
       });
 } maglev SEC(".maps");
 
-/* CPU -> that CPU's IPv4 connection table (inner LRU_HASH:
- * struct stratus_conn_key4 -> struct stratus_conn, bounded by node
- * flows.max_entries per CPU). Per-CPU tables rather than one
- * LRU_PERCPU_HASH: a flow stays on one CPU (RSS), each CPU owns its LRU
- * list without cross-CPU locking, each CPU gets exactly max_entries flows
- * (an LRU_PERCPU_HASH key occupies a slot on every CPU and would show a
- * zeroed value to another CPU), the dump can name the owning CPU, and the
- * loader can resize the tables by swapping inner maps. The loader creates
- * the inner maps; max_entries is set to the number of CPUs before load.
- * (IPv6 flows, when the program forwards them, get tables of their own
- * with the wide key.) */
+/* CPU -> that CPU's IPv4 connection table: an inner ARRAY of
+ * struct stratus_conn_set (set-associative, stratus_maps.h), with at least
+ * node flows.max_entries ways. Per-CPU tables: a flow stays on one CPU
+ * (RSS), only that CPU writes its table (no lock), each CPU gets exactly
+ * its capacity, the dump can name the owning CPU, and the loader can
+ * resize the tables by swapping inner maps (BPF_F_INNER_MAP: sizes may
+ * differ). Not an LRU_HASH: its global LRU eviction (bpf_lru_pop_free) and
+ * the walk of a cold hash bucket on a miss cost a new flow about 300 ns;
+ * a set costs one or two cache lines. The loader creates the inner maps;
+ * max_entries is set to the number of CPUs before load. (IPv6 flows, when
+ * the program forwards them, get tables of their own with the wide key.) */
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
   __uint(max_entries, STRATUS_MAX_CPUS);
   __type(key, __u32);
   __array(
       values, struct {
-        __uint(type, BPF_MAP_TYPE_LRU_HASH);
+        __uint(type, BPF_MAP_TYPE_ARRAY);
+        __uint(map_flags, BPF_F_INNER_MAP);
         __uint(max_entries, 1);
         /* Sizes rather than __type(): clang 14 emits these structs as BTF
          * forward declarations when they are reached only through the inner
          * map, and libbpf then fails with "conns.inner: can't determine key
          * size for type". */
-        __uint(key_size, sizeof(struct stratus_conn_key4));
-        __uint(value_size, sizeof(struct stratus_conn));
+        __uint(key_size, sizeof(__u32));
+        __uint(value_size, sizeof(struct stratus_conn_set));
       });
 } conns4 SEC(".maps");
+
+/* CPU -> the set mask of that CPU's conns4 table (sets - 1; sets is a
+ * power of two). The loader writes it around a swap so that the mask never
+ * exceeds the table: a larger table is put before its mask, a smaller one
+ * after (an index past the table finds no set: the packet is forwarded
+ * without an entry). */
+struct {
+  __uint(type, BPF_MAP_TYPE_ARRAY);
+  __uint(max_entries, STRATUS_MAX_CPUS);
+  __type(key, __u32);
+  __type(value, __u32);
+} conn_masks SEC(".maps");
 
 /* Counters, per CPU; the loader sums them. */
 struct {

@@ -208,6 +208,37 @@ struct stratus_conn {
   __u64 last_seen_ns; /* CLOCK_MONOTONIC (stratus_now() in xdp/bpf/lb.h) */
 };
 
+/* A connection table (xdp/bpf/maps.h conns4) is set-associative: an
+ * ARRAY of sets, each set STRATUS_CONN_WAYS ways of (key, entry), 32 bytes
+ * a way, so a set is two cache lines. A flow lives in the set of
+ * stratus_conn_set_index(); a lookup compares that set's ways only, and a
+ * new flow takes an empty or expired way of its set, else the least
+ * recently used one (smallest last_seen_ns): LRU within the set, bounded
+ * work, no lock (only the owning CPU writes its table). */
+#define STRATUS_CONN_WAYS 4
+
+struct stratus_conn_way {
+  struct stratus_conn_key4 key; /* key.vrf_proto 0: an empty way */
+  struct stratus_conn conn;
+};
+
+struct stratus_conn_set {
+  struct stratus_conn_way ways[STRATUS_CONN_WAYS];
+};
+
+/* The set of `key` in a table of mask + 1 sets (a power of two): a
+ * multiply-xorshift of the key's 16 bytes, cheaper than lb/flow_hash.h
+ * (which stays the Maglev hash), so that a hit hashes in a few
+ * instructions. The same function for the program and the agent. */
+static inline __attribute__((always_inline)) __u32 stratus_conn_set_index(
+    const struct stratus_conn_key4 *key, __u32 mask) {
+  __u64 a = (__u64)key->vrf_proto << 32 | key->src;
+  __u64 b = (__u64)key->dst << 32 | (__u32)key->sport << 16 | key->dport;
+  __u64 h = (a ^ (b * 0xc2b2ae3d27d4eb4fULL)) * 0x9e3779b97f4a7c15ULL;
+  h ^= h >> 29;
+  return (__u32)(h >> 32) & mask;
+}
+
 struct stratus_port_stats {
   __u64 rx_packets;
   __u64 rx_bytes;
@@ -251,6 +282,8 @@ static_assert(sizeof(struct stratus_backend) == 52);
 static_assert(offsetof(struct stratus_backend, nexthop) == 36);
 static_assert(sizeof(struct stratus_conn) == 16);
 static_assert(sizeof(struct stratus_conn_key4) == 16);
+static_assert(sizeof(struct stratus_conn_way) == 32);
+static_assert(sizeof(struct stratus_conn_set) == 32 * STRATUS_CONN_WAYS);
 static_assert(STRATUS_MAX_VRFS <= (1 << 24),
               "stratus_conn_key4.vrf_proto holds the VRF in 24 bits");
 static_assert(STRATUS_MAX_SERVICES <= 65536, "stratus_conn.service is 16 bits");
