@@ -483,6 +483,31 @@ bool find_delta(const Tables &prev, const Tables &next, Delta *d) {
   return true;
 }
 
+// Brings `live` (the tables `d` was found against) to `next` by copying
+// only what changed where the tables kept their shape (same keys in the
+// same places), else the one table that did not: copying everything costs
+// ~10 ms at 100k routes and 1000 Maglev tables of 10007 slots.
+void follow_delta(Tables &live, const Tables &next, const Delta &d) {
+  if (d.old_routes.empty() && live.routes.size() == next.routes.size()) {
+    for (std::size_t i : d.routes)
+      live.routes[i] = next.routes[i];
+  } else {
+    live.routes = next.routes;
+  }
+  bool same_ids = live.services.size() == next.services.size();
+  for (std::size_t i : d.services) {
+    if (!same_ids)
+      break;
+    same_ids = live.services[i].id == next.services[i].id;
+  }
+  if (same_ids) {
+    for (std::size_t i : d.services)
+      live.services[i] = next.services[i];
+  } else {
+    live.services = next.services;
+  }
+}
+
 // A new inner Maglev map holding `table`. The map is mmapable (as the
 // outer map's inner template says, xdp/bpf/maps.h): the slots are written
 // through a mapping rather than with a write per slot, which at M = 10007
@@ -953,7 +978,10 @@ void XdpDriver::install(const Tables & /*prev: live_ is what this driver install
   mi.port_index.clear();
   for (const auto &[name, info] : ports)
     mi.port_index[name] = info.index;
-  live_ = next;
+  if (partial)
+    follow_delta(live_, next, delta);
+  else
+    live_ = next;
   live_valid_ = true;
   live_ports_ = std::move(port_state);
 }
