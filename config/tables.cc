@@ -187,12 +187,6 @@ std::string_view to_string(ForwardingMode) {
 
 // ---------------------------------------------------------------- canonical form
 
-namespace {
-
-// The canonical order of each table (by key).
-bool port_less(const Port &a, const Port &b) {
-  return a.name < b.name;
-}
 bool nexthop_less(const NextHop &a, const NextHop &b) {
   return a.remote < b.remote;
 }
@@ -204,6 +198,12 @@ bool route_less(const Route &a, const Route &b) {
 }
 bool service_less(const Service &a, const Service &b) {
   return a.id < b.id;
+}
+
+namespace {
+
+bool port_less(const Port &a, const Port &b) {
+  return a.name < b.name;
 }
 
 // Sorting an already sorted table still costs n log n comparisons; the
@@ -686,26 +686,10 @@ namespace {
 template <typename T, typename Less>
 bool digest_walk(const std::vector<T> &from, const std::vector<T> &to, Less less,
                  std::uint64_t &d) {
-  auto strictly_sorted = [&](const std::vector<T> &v) {
-    return std::adjacent_find(v.begin(), v.end(),
-                              [&](const T &a, const T &b) { return !less(a, b); }) == v.end();
-  };
-  if (!strictly_sorted(from) || !strictly_sorted(to))
-    return false;
-  std::size_t i = 0, j = 0;
-  while (i < from.size() || j < to.size()) {
-    if (j == to.size() || (i < from.size() && less(from[i], to[j]))) {
-      d -= entry_digest(from[i++]);
-    } else if (i == from.size() || less(to[j], from[i])) {
-      d += entry_digest(to[j++]);
-    } else {
-      if (!(from[i] == to[j]))
-        d += entry_digest(to[j]) - entry_digest(from[i]);
-      ++i;
-      ++j;
-    }
-  }
-  return true;
+  return merge_walk(
+      from, to, less, [&](const T &a) { d -= entry_digest(a); },
+      [&](const T &b) { d += entry_digest(b); },
+      [&](const T &a, const T &b) { d += entry_digest(b) - entry_digest(a); });
 }
 
 }  // namespace

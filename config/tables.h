@@ -5,6 +5,7 @@
 // the same way.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <compare>
 #include <cstdint>
@@ -212,6 +213,42 @@ struct Tables {
 // (vrf, prefix), services by id; backends keep their order because Maglev
 // entries index them), so that equal contents compare and digest equal.
 void canonicalize(Tables &t);
+
+// The canonical order of each table, as canonicalize() sorts it.
+bool nexthop_less(const NextHop &a, const NextHop &b);
+bool vrf_less(const Vrf &a, const Vrf &b);
+bool route_less(const Route &a, const Route &b);
+bool service_less(const Service &a, const Service &b);
+
+// Walks two tables strictly sorted by `less` in step, in key order:
+// removed(a) for an entry only in `from`, added(b) for one only in `to`,
+// changed(a, b) for one in both whose contents differ. What every diff of
+// canonical tables is built on (operations, digest updates, driver deltas).
+// false, having called nothing, when either table is not strictly sorted.
+template <typename T, typename Less, typename Removed, typename Added, typename Changed>
+bool merge_walk(const std::vector<T> &from, const std::vector<T> &to, Less less, Removed removed,
+                Added added, Changed changed) {
+  auto strictly_sorted = [&](const std::vector<T> &v) {
+    return std::adjacent_find(v.begin(), v.end(),
+                              [&](const T &a, const T &b) { return !less(a, b); }) == v.end();
+  };
+  if (!strictly_sorted(from) || !strictly_sorted(to))
+    return false;
+  std::size_t i = 0, j = 0;
+  while (i < from.size() || j < to.size()) {
+    if (j == to.size() || (i < from.size() && less(from[i], to[j]))) {
+      removed(from[i++]);
+    } else if (i == from.size() || less(to[j], from[i])) {
+      added(to[j++]);
+    } else {
+      if (!(from[i] == to[j]))
+        changed(from[i], to[j]);
+      ++i;
+      ++j;
+    }
+  }
+  return true;
+}
 
 // Referential and range checks that a data plane runs before it applies
 // anything: every error, each as "routes[3] (vrf 2, 10.0.0.0/8): unknown port \"x\"".

@@ -430,57 +430,29 @@ struct Delta {
   std::vector<const Service *> old_services;
 };
 
-bool route_key_less(const Route &a, const Route &b) {
-  return std::tie(a.vrf, a.prefix) < std::tie(b.vrf, b.prefix);
-}
-
 // Whether `next` can be installed as a delta over `prev` (the tables live
 // now): the same node, next hops and VRFs (which every route and backend
-// value depends on), and both in canonical order, so that one walk finds
-// what changed. Fills `d`.
+// value depends on), and both canonical, so that one merge walk finds what
+// changed. Fills `d`.
 bool find_delta(const Tables &prev, const Tables &next, Delta *d) {
   if (!(prev.node == next.node) || !(prev.nexthops == next.nexthops) || !(prev.vrfs == next.vrfs))
     return false;
-  auto sorted_services = [](const Tables &t) {
-    return std::is_sorted(t.services.begin(), t.services.end(),
-                          [](const Service &a, const Service &b) { return a.id < b.id; });
+  auto index = [](const auto &table, const auto &entry) {
+    return static_cast<std::size_t>(&entry - table.data());
   };
-  if (!std::is_sorted(prev.routes.begin(), prev.routes.end(), route_key_less) ||
-      !std::is_sorted(next.routes.begin(), next.routes.end(), route_key_less) ||
-      !sorted_services(prev) || !sorted_services(next)) {
-    return false;
-  }
-  std::size_t i = 0, j = 0;
-  while (i < prev.routes.size() || j < next.routes.size()) {
-    if (j == next.routes.size() ||
-        (i < prev.routes.size() && route_key_less(prev.routes[i], next.routes[j]))) {
-      d->old_routes.push_back(&prev.routes[i++]);
-    } else if (i == prev.routes.size() || route_key_less(next.routes[j], prev.routes[i])) {
-      d->routes.push_back(j++);
-    } else {
-      if (!(prev.routes[i] == next.routes[j]))
-        d->routes.push_back(j);
-      ++i;
-      ++j;
-    }
-  }
-  i = j = 0;
-  while (i < prev.services.size() || j < next.services.size()) {
-    if (j == next.services.size() ||
-        (i < prev.services.size() && prev.services[i].id < next.services[j].id)) {
-      d->old_services.push_back(&prev.services[i++]);
-    } else if (i == prev.services.size() || next.services[j].id < prev.services[i].id) {
-      d->services.push_back(j++);
-    } else {
-      if (!(prev.services[i] == next.services[j])) {
-        d->old_services.push_back(&prev.services[i]);
-        d->services.push_back(j);
-      }
-      ++i;
-      ++j;
-    }
-  }
-  return true;
+  return merge_walk(
+             prev.routes, next.routes, route_less,
+             [&](const Route &a) { d->old_routes.push_back(&a); },
+             [&](const Route &b) { d->routes.push_back(index(next.routes, b)); },
+             [&](const Route &, const Route &b) { d->routes.push_back(index(next.routes, b)); }) &&
+         merge_walk(
+             prev.services, next.services, service_less,
+             [&](const Service &a) { d->old_services.push_back(&a); },
+             [&](const Service &b) { d->services.push_back(index(next.services, b)); },
+             [&](const Service &a, const Service &b) {
+               d->old_services.push_back(&a);
+               d->services.push_back(index(next.services, b));
+             });
 }
 
 // Brings `live` (the tables `d` was found against) to `next` by copying

@@ -557,35 +557,17 @@ auto index_by(const std::vector<T> &v, KeyFn key) {
   return m;
 }
 
-template <typename T, typename KeyFn>
-bool strictly_sorted(const std::vector<T> &v, KeyFn key) {
-  for (std::size_t i = 1; i < v.size(); ++i) {
-    if (!(key(v[i - 1]) < key(v[i])))
-      return false;
-  }
-  return true;
-}
-
 template <typename T, typename KeyFn, typename DeleteFn, typename UpsertFn>
 void diff_table(const std::vector<T> &from, const std::vector<T> &to, KeyFn key,
                 std::vector<pb::TxnOp> &deletes, std::vector<pb::TxnOp> &upserts,
                 DeleteFn on_delete, UpsertFn on_upsert) {
-  if (strictly_sorted(from, key) && strictly_sorted(to, key)) {
-    // Canonical tables: one merge walk, no index; the same operations in
-    // the same (key) order as the maps below.
-    std::size_t i = 0, j = 0;
-    while (i < from.size() || j < to.size()) {
-      if (j == to.size() || (i < from.size() && key(from[i]) < key(to[j]))) {
-        on_delete(from[i++], deletes.emplace_back());
-      } else if (i == from.size() || key(to[j]) < key(from[i])) {
-        on_upsert(to[j++], upserts.emplace_back());
-      } else {
-        if (!(from[i] == to[j]))
-          on_upsert(to[j], upserts.emplace_back());
-        ++i;
-        ++j;
-      }
-    }
+  // Canonical tables: one merge walk, no index; the same operations in the
+  // same (key) order as the maps below.
+  auto upsert = [&](const T &x) { on_upsert(x, upserts.emplace_back()); };
+  if (merge_walk(
+          from, to, [&](const T &a, const T &b) { return key(a) < key(b); },
+          [&](const T &x) { on_delete(x, deletes.emplace_back()); }, upsert,
+          [&](const T &, const T &x) { upsert(x); })) {
     return;
   }
   auto a = index_by(from, key);
