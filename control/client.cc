@@ -27,7 +27,11 @@ class GrpcClient final : public DataplaneClient {
 
   grpc::Status get_state(pb::StateReply *out) override {
     Call call(*this, options_.call_timeout);
-    return stub_->GetState(&call.ctx, pb::StateRequest(), out);
+    // The session needs generation, digest and instance, not the flow count
+    // (a walk of every connection table on the node).
+    pb::StateRequest req;
+    req.set_skip_flows(true);
+    return stub_->GetState(&call.ctx, req, out);
   }
 
   grpc::Status apply(const std::vector<pb::ApplyRequest> &stream, pb::ApplyReply *out) override {

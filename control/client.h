@@ -22,6 +22,7 @@ class DataplaneClient {
  public:
   virtual ~DataplaneClient() = default;
 
+  // GetState without the flow count (StateRequest.skip_flows).
   virtual grpc::Status get_state(pb::StateReply *out) = 0;
   // One transaction: the messages of one Apply stream (control/api/convert.h chunk()).
   virtual grpc::Status apply(const std::vector<pb::ApplyRequest> &stream, pb::ApplyReply *out) = 0;

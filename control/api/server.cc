@@ -394,7 +394,7 @@ grpc::Status DataplaneService::Apply(grpc::ServerContext *,
   return apply(stream, reply);
 }
 
-grpc::Status DataplaneService::GetState(grpc::ServerContext *, const pb::StateRequest *,
+grpc::Status DataplaneService::GetState(grpc::ServerContext *, const pb::StateRequest *req,
                                         pb::StateReply *reply) {
   std::shared_ptr<const Tables> t;
   {
@@ -416,7 +416,8 @@ grpc::Status DataplaneService::GetState(grpc::ServerContext *, const pb::StateRe
   for (const auto &s : t->services)
     backends += static_cast<std::uint32_t>(s.backends.size());
   reply->set_backends(backends);
-  reply->set_flows(driver_.flow_count());
+  if (!req->skip_flows())
+    reply->set_flows(driver_.flow_count());
   reply->set_version(STRATUS_VERSION);
   return grpc::Status::OK;
 }

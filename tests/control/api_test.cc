@@ -94,9 +94,13 @@ class FakeDriver : public DataplaneDriver {
   }
   void dump_flows(const pb::FlowsRequest &,
                   const std::function<bool(const pb::Flow &)> &) override {}
-  std::uint64_t flow_count() override { return 0; }
+  std::uint64_t flow_count() override {
+    ++flow_counts;
+    return 7;
+  }
 
   Tables installed;
+  int flow_counts = 0;
   int installs = 0;
   bool fail_next = false;
   std::optional<std::pair<stratus_flow_key, FlowEntry>> flow;
@@ -304,7 +308,8 @@ TEST(Service, DeltaChainMatchesTheTablesItDescribes) {
         break;
       case 2:
         next.services.back().backends[1].state = BackendState::kDown;
-        next.services.back().maglev.assign(next.services.back().maglev_size, 0);
+        next.services.back().maglev =
+            std::vector<std::uint32_t>(next.services.back().maglev_size, 0);
         next.node.underlay_mtu = 1400 + step;
         break;
       case 3:
@@ -384,6 +389,25 @@ TEST(Service, DriverFailureKeepsTheOldTables) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INTERNAL);
   EXPECT_EQ(svc.generation(), 1u);
   EXPECT_EQ(*svc.tables(), sample());
+}
+
+TEST(Service, StateCountsFlowsUnlessAskedNotTo) {
+  FakeDriver driver;
+  DataplaneService svc(driver, {});
+  pb::ApplyReply reply;
+  ASSERT_TRUE(svc.apply(txn(1, 0, true, full_sync_ops(sample())), &reply).ok());
+  pb::StateRequest req;
+  pb::StateReply st;
+  ASSERT_TRUE(svc.GetState(nullptr, &req, &st).ok());
+  EXPECT_EQ(st.flows(), 7u);
+  EXPECT_EQ(driver.flow_counts, 1);
+  req.set_skip_flows(true);
+  st.Clear();
+  ASSERT_TRUE(svc.GetState(nullptr, &req, &st).ok());
+  EXPECT_EQ(st.flows(), 0u);
+  EXPECT_EQ(driver.flow_counts, 1) << "the connection tables were walked";
+  EXPECT_EQ(st.generation(), 1u);
+  EXPECT_EQ(st.digest(), digest(sample()));
 }
 
 TEST(Service, ExpectedDigestMismatchAborts) {
