@@ -341,13 +341,12 @@ Tables compile(const Config &config, const std::string &node_name, const Tables 
   return t;
 }
 
-std::map<std::string, Tables> compile_all(const Config &config,
-                                          const std::map<std::string, Tables> &previous_by_node) {
-  std::map<std::string, Tables> out;
+NodeTables compile_all(const Config &config, const NodeTables &previous_by_node) {
+  NodeTables out;
   for (const auto &node : config.nodes) {
     auto prev = previous_by_node.find(*node.name);
-    out[*node.name] =
-        compile(config, *node.name, prev == previous_by_node.end() ? nullptr : &prev->second);
+    out[*node.name] = std::make_shared<const Tables>(
+        compile(config, *node.name, prev == previous_by_node.end() ? nullptr : prev->second.get()));
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 
 #include "config/model.h"
@@ -23,9 +24,13 @@ namespace stratus::config {
 // The result is canonical (canonicalize()) and passes stratus::check().
 Tables compile(const Config &config, const std::string &node_name, const Tables *previous);
 
+// Tables per node name, shared: a node's tables are immutable once compiled,
+// and the runtime state (control/runtime.h) hands them on without a copy
+// when it changes nothing.
+using NodeTables = std::map<std::string, std::shared_ptr<const Tables>>;
+
 // compile() for every node; previous_by_node maps node names to their last
 // tables (missing entries: no previous tables).
-std::map<std::string, Tables> compile_all(const Config &config,
-                                          const std::map<std::string, Tables> &previous_by_node);
+NodeTables compile_all(const Config &config, const NodeTables &previous_by_node);
 
 }  // namespace stratus::config

@@ -570,9 +570,29 @@ class Digest {
 };
 
 // One tag per table, so that equal bytes in two tables hash apart.
-enum : std::uint64_t { kNodeTag = 1, kNextHopTag, kVrfTag, kRouteTag, kServiceTag };
+enum : std::uint64_t { kNodeTag = 1, kNextHopTag, kVrfTag, kRouteTag, kServiceTag, kMaglevTag };
+
+std::uint64_t maglev_hash(const std::vector<std::uint32_t> &slots) {
+  Digest d(kMaglevTag);
+  d.words(slots);
+  return d.value();
+}
 
 }  // namespace
+
+MaglevTable::MaglevTable(std::vector<std::uint32_t> slots) {
+  if (slots.empty())
+    return;  // every empty table is the null one
+  auto p = std::make_shared<Slots>();
+  p->hash = maglev_hash(slots);
+  p->slots = std::move(slots);
+  p_ = std::move(p);
+}
+
+std::uint64_t MaglevTable::hash() const {
+  static const std::uint64_t kEmpty = maglev_hash({});
+  return p_ ? p_->hash : kEmpty;
+}
 
 std::uint64_t entry_digest(const NodeTable &n) {
   if (!std::is_sorted(n.ports.begin(), n.ports.end(), port_less)) {
@@ -660,7 +680,7 @@ std::uint64_t entry_digest(const Service &s) {
     d.u64(b.vni);
     d.mac(b.inner_dst_mac);
   }
-  d.words(s.maglev);
+  d.u64(s.maglev.hash());
   return d.value();
 }
 

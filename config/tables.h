@@ -7,9 +7,14 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <compare>
 #include <cstdint>
+#include <cstring>
+#include <initializer_list>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,7 +40,29 @@ struct IpAddress {
   std::uint32_t v4_host() const;
   int bit_width() const { return is_v4() ? 32 : is_v6() ? 128 : 0; }
 
-  auto operator<=>(const IpAddress &) const = default;
+  // By family, then the bytes in network order (what a defaulted <=> does),
+  // written as two 64-bit compares: the diffs, digests and sorts of 100k
+  // routes compare addresses millions of times.
+  friend bool operator==(const IpAddress &a, const IpAddress &b) {
+    return a.family == b.family && a.word(0) == b.word(0) && a.word(1) == b.word(1);
+  }
+  friend std::strong_ordering operator<=>(const IpAddress &a, const IpAddress &b) {
+    if (a.family != b.family)
+      return a.family <=> b.family;
+    if (a.word(0) != b.word(0))
+      return a.word(0) <=> b.word(0);
+    return a.word(1) <=> b.word(1);
+  }
+
+ private:
+  // Bytes 8i..8i+7 as a number whose order is the bytes' order.
+  std::uint64_t word(int i) const {
+    std::uint64_t w;
+    std::memcpy(&w, bytes.data() + 8 * i, 8);
+    if constexpr (std::endian::native == std::endian::little)
+      w = __builtin_bswap64(w);
+    return w;
+  }
 };
 
 // A prefix; host bits are always zero once parsed (parse() rejects "10.0.0.1/8"
@@ -60,7 +87,12 @@ struct MacAddress {
   std::string str() const;
   bool is_zero() const { return bytes == std::array<std::uint8_t, 6>{}; }
 
-  auto operator<=>(const MacAddress &) const = default;
+  friend bool operator==(const MacAddress &a, const MacAddress &b) {
+    return std::memcmp(a.bytes.data(), b.bytes.data(), 6) == 0;
+  }
+  friend std::strong_ordering operator<=>(const MacAddress &a, const MacAddress &b) {
+    return std::memcmp(a.bytes.data(), b.bytes.data(), 6) <=> 0;
+  }
 };
 
 enum class DataplaneKind : std::uint8_t { kXdp, kDpdk };
@@ -178,6 +210,55 @@ struct Backend {
   auto operator<=>(const Backend &) const = default;
 };
 
+// A service's Maglev table: slot -> index into the service's backends.
+// Immutable and shared: copies of a Tables share one table per service, and
+// two tables that share their slots compare equal without reading them. A
+// change to one service therefore copies, compares and hashes that service's
+// table only, wherever Tables are copied (compile, runtime overrides, the
+// data plane's spare tables) or compared (diffs, digests, driver deltas).
+// The slots are hashed once, when the table is made (see hash()).
+class MaglevTable {
+ public:
+  MaglevTable() = default;
+  MaglevTable(std::vector<std::uint32_t> slots);  // NOLINT(google-explicit-constructor)
+  MaglevTable(std::initializer_list<std::uint32_t> slots)
+      : MaglevTable(std::vector<std::uint32_t>(slots)) {}
+
+  std::size_t size() const { return p_ ? p_->slots.size() : 0; }
+  bool empty() const { return size() == 0; }
+  std::uint32_t operator[](std::size_t slot) const { return p_->slots[slot]; }
+  const std::uint32_t *data() const { return p_ ? p_->slots.data() : nullptr; }
+  const std::uint32_t *begin() const { return data(); }
+  const std::uint32_t *end() const { return data() + size(); }
+  std::span<const std::uint32_t> span() const { return {data(), size()}; }
+  void clear() { p_.reset(); }
+
+  // A 64-bit hash of the slots (what digest() folds in for the table).
+  std::uint64_t hash() const;
+  // Whether both hold the very same slots object (then they are equal).
+  bool shares(const MaglevTable &o) const { return p_ == o.p_; }
+
+  friend bool operator==(const MaglevTable &a, const MaglevTable &b) {
+    if (a.p_ == b.p_)
+      return true;
+    if (a.size() != b.size() || a.hash() != b.hash())
+      return false;
+    return std::equal(a.begin(), a.end(), b.begin());
+  }
+  friend std::strong_ordering operator<=>(const MaglevTable &a, const MaglevTable &b) {
+    if (a.p_ == b.p_)
+      return std::strong_ordering::equal;
+    return std::lexicographical_compare_three_way(a.begin(), a.end(), b.begin(), b.end());
+  }
+
+ private:
+  struct Slots {
+    std::vector<std::uint32_t> slots;
+    std::uint64_t hash = 0;
+  };
+  std::shared_ptr<const Slots> p_;  // null: no slots
+};
+
 // Tables 5 and 7: a service (VIP), its backends and its Maglev table.
 struct Service {
   std::uint32_t id = 0;  // dense, >= 0; stable across pushes
@@ -193,7 +274,7 @@ struct Service {
   // slot -> index into `backends`; maglev_size entries, or empty when no
   // backend can take new flows (every packet of a new flow is then dropped
   // with reason no_backend).
-  std::vector<std::uint32_t> maglev;
+  MaglevTable maglev;
 
   auto operator<=>(const Service &) const = default;
 };

@@ -84,13 +84,13 @@ ReloadResult Controller::apply_load(config::LoadResult loaded, const std::string
   for (const auto &w : loaded.warnings)
     r.warnings.push_back(w.str());
 
-  std::map<std::string, Tables> base;
+  config::NodeTables base;
   if (loaded.ok()) {
     // Compile outside mu_: queries and health updates go on meanwhile.
     // base_ changes only here, under reload_mu_ (held): read it in place
     // rather than copy every node's tables.
-    const std::map<std::string, Tables> *previous = &base_;
-    std::map<std::string, Tables> seeded;
+    const config::NodeTables *previous = &base_;
+    config::NodeTables seeded;
     if (previous->empty() && options_.seed_timeout.count() > 0) {
       seeded = read_node_tables(*loaded.config);
       previous = &seeded;
@@ -98,7 +98,7 @@ ReloadResult Controller::apply_load(config::LoadResult loaded, const std::string
     try {
       base = config::compile_all(*loaded.config, *previous);
       for (const auto &[node, t] : base) {
-        for (const auto &e : check(t))
+        for (const auto &e : check(*t))
           r.errors.push_back(source + ": node " + node + ": " + e);
       }
     } catch (const std::exception &e) {
@@ -206,7 +206,7 @@ ReloadResult Controller::apply_load(config::LoadResult loaded, const std::string
   return r;
 }
 
-std::map<std::string, Tables> Controller::read_node_tables(const config::Config &config) const {
+config::NodeTables Controller::read_node_tables(const config::Config &config) const {
   struct Read {
     std::string node;
     std::future<std::optional<Tables>> tables;
@@ -223,14 +223,14 @@ std::map<std::string, Tables> Controller::read_node_tables(const config::Config 
                        return out;
                      })});
   }
-  std::map<std::string, Tables> out;
+  config::NodeTables out;
   for (auto &r : reads) {
     std::optional<Tables> t = r.tables.get();
     if (!t)
       continue;
     log() << "node " << r.node << " holds " << t->vrfs.size() << " VRFs, " << t->routes.size()
           << " routes, " << t->services.size() << " services: their ids are kept";
-    out[r.node] = std::move(*t);
+    out[r.node] = std::make_shared<const Tables>(std::move(*t));
   }
   return out;
 }
@@ -250,8 +250,8 @@ bool Controller::recompute_locked() {
   std::map<std::string, std::shared_ptr<const Tables>> changed;
   for (const auto &[node, base] : base_) {
     auto prev = effective_.find(node);
-    auto eff = std::make_shared<const Tables>(
-        apply_runtime(base, runtime_, prev == effective_.end() ? nullptr : prev->second.get()));
+    std::shared_ptr<const Tables> eff =
+        apply_runtime(base, runtime_, prev == effective_.end() ? nullptr : prev->second.get());
     auto old = digests_.find(node);
     // From the previous effective tables' digest: a change hashes only what
     // it changed.

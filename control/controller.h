@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "config/compile.h"
 #include "config/model.h"
 #include "config/tables.h"
 #include "config/validate.h"
@@ -101,7 +102,7 @@ class Controller {
 
  private:
   // The tables of every node of `config` that answers within seed_timeout.
-  std::map<std::string, Tables> read_node_tables(const config::Config &config) const;
+  config::NodeTables read_node_tables(const config::Config &config) const;
   ReloadResult apply_load(config::LoadResult loaded, const std::string &source,
                           const std::string &trigger);
   // Applies runtime_ to base_, hands changed tables to the sessions. mu_ held.
@@ -121,7 +122,7 @@ class Controller {
   std::shared_ptr<const config::Config> config_;
   // Compiled from config_, per node. Written only by apply_load() under
   // reload_mu_ and mu_, so a reload may read it holding reload_mu_ alone.
-  std::map<std::string, Tables> base_;
+  config::NodeTables base_;  // compiled, before the runtime state
   std::map<std::string, std::shared_ptr<const Tables>> effective_;
   std::map<std::string, std::uint64_t> digests_;
   RuntimeState runtime_;

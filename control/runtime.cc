@@ -1,6 +1,8 @@
 #include "control/runtime.h"
 
 #include <charconv>
+#include <set>
+#include <string_view>
 #include <sstream>
 #include <unordered_map>
 #include <vector>
@@ -74,18 +76,24 @@ std::optional<std::map<BackendKey, BackendOverride>> parse_overrides(const std::
   return out;
 }
 
-Tables apply_runtime(const Tables &base, const RuntimeState &rt, const Tables *previous) {
-  Tables out = base;
+std::shared_ptr<const Tables> apply_runtime(const std::shared_ptr<const Tables> &base,
+                                            const RuntimeState &rt, const Tables *previous) {
+  // A backend the runtime state does not name keeps its compiled state and
+  // weight, so only the services it names can change.
+  std::set<std::string_view> named;
+  for (const auto &[key, o] : rt.overrides)
+    named.insert(key.first);
+  for (const auto &key : rt.down)
+    named.insert(key.first);
+  std::shared_ptr<Tables> out;  // a copy of *base, made at the first change
   std::unordered_map<std::uint32_t, const Service *> prev_by_id;
-  if (previous) {
-    for (const auto &s : previous->services)
-      prev_by_id[s.id] = &s;
-  }
-  for (std::size_t i = 0; i < out.services.size(); ++i) {
-    Service &svc = out.services[i];
+  for (std::size_t i = 0; !named.empty() && i < base->services.size(); ++i) {
+    if (!named.count(base->services[i].name))
+      continue;
+    std::vector<Backend> backends = base->services[i].backends;
     bool changed = false;
-    for (auto &b : svc.backends) {
-      BackendKey key{svc.name, b.name};
+    for (auto &b : backends) {
+      BackendKey key{base->services[i].name, b.name};
       BackendState st = effective_state(key, b.state, rt);
       std::uint32_t w = effective_weight(key, b.weight, rt);
       if (st != b.state || w != b.weight)
@@ -95,6 +103,15 @@ Tables apply_runtime(const Tables &base, const RuntimeState &rt, const Tables *p
     }
     if (!changed)
       continue;  // the compiled Maglev table holds
+    if (!out) {
+      out = std::make_shared<Tables>(*base);
+      if (previous) {
+        for (const auto &s : previous->services)
+          prev_by_id[s.id] = &s;
+      }
+    }
+    Service &svc = out->services[i];
+    svc.backends = std::move(backends);
     auto prev = prev_by_id.find(svc.id);
     if (prev != prev_by_id.end() && prev->second->maglev_size == svc.maglev_size &&
         prev->second->backends == svc.backends) {
@@ -108,6 +125,8 @@ Tables apply_runtime(const Tables &base, const RuntimeState &rt, const Tables *p
     }
     svc.maglev = lb::maglev_table(weights, svc.maglev_size);
   }
+  if (!out)
+    return base;
   return out;
 }
 

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -53,7 +54,11 @@ std::optional<std::map<BackendKey, BackendOverride>> parse_overrides(const std::
 // `base` with the runtime state applied. A service whose backends change gets
 // its Maglev table rebuilt, unless `previous` (the last effective tables of
 // the same node) already holds the same service with the same backends, whose
-// table is then reused. The result stays canonical.
-Tables apply_runtime(const Tables &base, const RuntimeState &rt, const Tables *previous);
+// table is then reused. The result stays canonical. It is `base` itself, not
+// a copy, when the runtime state changes nothing in it (the common case: no
+// override, no failed health check, or none on this node's services); only
+// the services the runtime state names are looked at.
+std::shared_ptr<const Tables> apply_runtime(const std::shared_ptr<const Tables> &base,
+                                            const RuntimeState &rt, const Tables *previous);
 
 }  // namespace stratus::control

@@ -190,7 +190,7 @@ int main(int argc, char **argv) {
       "(M = %d)\n",
       s.tenants, s.routes, s.tenants * s.routes, s.services, s.backends, s.maglev);
 
-  std::map<std::string, Tables> previous;
+  config::NodeTables previous;
   std::shared_ptr<const Tables> effective;
   std::uint64_t generation = 0;
   std::uint64_t digest_prev = 0;
@@ -227,8 +227,8 @@ int main(int argc, char **argv) {
     auto compiled = config::compile_all(*loaded.config, previous);
     double compile_ms = since(t0);
     t0 = Steady::now();
-    auto next = std::make_shared<const Tables>(
-        apply_runtime(compiled.at("gw"), RuntimeState{}, effective.get()));
+    std::shared_ptr<const Tables> next =
+        apply_runtime(compiled.at("gw"), RuntimeState{}, effective.get());
     // As stratusd does: the digest from the previous one, hashing what changed.
     std::uint64_t d = effective ? digest_update(*effective, digest_prev, *next) : digest(*next);
     digest_prev = d;

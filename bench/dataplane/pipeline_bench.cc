@@ -101,8 +101,10 @@ Tables make_tables() {
     be.inner_dst_mac = mac(static_cast<std::uint8_t>(0x30 + b));
     s.backends.push_back(be);
   }
+  std::vector<std::uint32_t> slots(s.maglev_size);
   for (std::uint32_t i = 0; i < s.maglev_size; ++i)
-    s.maglev.push_back(i % 16);
+    slots[i] = i % 16;
+  s.maglev = std::move(slots);
   t.services.push_back(s);
   // The same service inside the tenant VRF (a VIP of VRF 1, port 443).
   Service ts = s;

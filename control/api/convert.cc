@@ -303,7 +303,7 @@ Service from_proto(const pb::Service &in) {
     s.backends.push_back(
         from_proto(in.backends(i), field + ".backends[" + std::to_string(i) + "]"));
   }
-  s.maglev.assign(in.maglev_table().begin(), in.maglev_table().end());
+  s.maglev = std::vector<std::uint32_t>(in.maglev_table().begin(), in.maglev_table().end());
   return s;
 }
 
@@ -557,16 +557,16 @@ auto index_by(const std::vector<T> &v, KeyFn key) {
   return m;
 }
 
-template <typename T, typename KeyFn, typename DeleteFn, typename UpsertFn>
-void diff_table(const std::vector<T> &from, const std::vector<T> &to, KeyFn key,
+// `less` is the table's canonical order (tables.h), the order of `key`.
+template <typename T, typename Less, typename KeyFn, typename DeleteFn, typename UpsertFn>
+void diff_table(const std::vector<T> &from, const std::vector<T> &to, Less less, KeyFn key,
                 std::vector<pb::TxnOp> &deletes, std::vector<pb::TxnOp> &upserts,
                 DeleteFn on_delete, UpsertFn on_upsert) {
   // Canonical tables: one merge walk, no index; the same operations in the
   // same (key) order as the maps below.
   auto upsert = [&](const T &x) { on_upsert(x, upserts.emplace_back()); };
   if (merge_walk(
-          from, to, [&](const T &a, const T &b) { return key(a) < key(b); },
-          [&](const T &x) { on_delete(x, deletes.emplace_back()); }, upsert,
+          from, to, less, [&](const T &x) { on_delete(x, deletes.emplace_back()); }, upsert,
           [&](const T &, const T &x) { upsert(x); })) {
     return;
   }
@@ -590,24 +590,25 @@ std::vector<pb::TxnOp> diff(const Tables &from, const Tables &to) {
   if (!(from.node == to.node))
     to_proto(to.node, upserts.emplace_back().mutable_node());
   diff_table(
-      from.nexthops, to.nexthops, [](const NextHop &h) { return h.remote; }, deletes, upserts,
+      from.nexthops, to.nexthops, nexthop_less, [](const NextHop &h) { return h.remote; }, deletes,
+      upserts,
       [](const NextHop &h, pb::TxnOp &op) { to_proto(h.remote, op.mutable_delete_nexthop()); },
       [](const NextHop &h, pb::TxnOp &op) { to_proto(h, op.mutable_upsert_nexthop()); });
   diff_table(
-      from.vrfs, to.vrfs, [](const Vrf &v) { return v.id; }, deletes, upserts,
+      from.vrfs, to.vrfs, vrf_less, [](const Vrf &v) { return v.id; }, deletes, upserts,
       [](const Vrf &v, pb::TxnOp &op) { op.set_delete_vrf(v.id); },
       [](const Vrf &v, pb::TxnOp &op) { to_proto(v, op.mutable_upsert_vrf()); });
   diff_table(
-      from.routes, to.routes, [](const Route &r) { return std::make_pair(r.vrf, r.prefix); },
-      deletes, upserts,
+      from.routes, to.routes, route_less,
+      [](const Route &r) { return std::make_pair(r.vrf, r.prefix); }, deletes, upserts,
       [](const Route &r, pb::TxnOp &op) {
         op.mutable_delete_route()->set_vrf(r.vrf);
         to_proto(r.prefix, op.mutable_delete_route()->mutable_prefix());
       },
       [](const Route &r, pb::TxnOp &op) { to_proto(r, op.mutable_upsert_route()); });
   diff_table(
-      from.services, to.services, [](const Service &s) { return s.id; }, deletes, upserts,
-      [](const Service &s, pb::TxnOp &op) { op.set_delete_service(s.id); },
+      from.services, to.services, service_less, [](const Service &s) { return s.id; }, deletes,
+      upserts, [](const Service &s, pb::TxnOp &op) { op.set_delete_service(s.id); },
       [](const Service &s, pb::TxnOp &op) { to_proto(s, op.mutable_upsert_service()); });
   for (auto &op : upserts)
     deletes.push_back(std::move(op));

@@ -48,8 +48,9 @@ TEST_P(Example, LoadsCompilesAndPassesCheck) {
   ASSERT_FALSE(c.nodes.empty());
   auto all = compile_all(c, {});
   ASSERT_EQ(all.size(), c.nodes.size());
-  for (const auto &[node, tables] : all) {
+  for (const auto &[node, compiled] : all) {
     SCOPED_TRACE(node);
+    const Tables &tables = *compiled;
     EXPECT_EQ(check(tables), std::vector<std::string>{});
     EXPECT_EQ(tables.node.name, node);
     EXPECT_EQ(tables.vrfs.size(), c.tenants.size());

@@ -213,6 +213,19 @@ TEST_P(CheckErrors, ReportsExactlyThisError) {
 Service &web(Tables &t) {
   return t.services[0];
 }
+// Maglev tables are immutable: a test edits a copy of the slots.
+void set_slot(Service &s, std::size_t slot, std::uint32_t backend) {
+  std::vector<std::uint32_t> v(s.maglev.begin(), s.maglev.end());
+  v.at(slot) = backend;
+  s.maglev = std::move(v);
+}
+
+void append_slot(Service &s, std::uint32_t backend) {
+  std::vector<std::uint32_t> v(s.maglev.begin(), s.maglev.end());
+  v.push_back(backend);
+  s.maglev = std::move(v);
+}
+
 Backend &web0(Tables &t) {
   return t.services[0].backends[0];
 }
@@ -378,9 +391,9 @@ const CheckCase kCheckCases[] = {
      "services[0] (web).backends[0] (web-0): VNI exceeds 24 bits"},
     {"backend_vxlan_without_mac", [](Tables &t) { web0(t).inner_dst_mac = {}; },
      "services[0] (web).backends[0] (web-0): VXLAN backend without an inner destination MAC"},
-    {"maglev_wrong_size", [](Tables &t) { web(t).maglev.push_back(0); },
+    {"maglev_wrong_size", [](Tables &t) { append_slot(web(t), 0); },
      "services[0] (web): Maglev table has 14 slots, expected 13"},
-    {"maglev_bad_index", [](Tables &t) { web(t).maglev[3] = 2; },
+    {"maglev_bad_index", [](Tables &t) { set_slot(web(t), 3, 2); },
      "services[0] (web): Maglev slot refers to backend 2 of 2"},
 };
 
@@ -411,6 +424,59 @@ TEST(Check, ReportsEveryErrorNotJustTheFirst) {
 }
 
 // ---------------------------------------------------------------- digest
+
+TEST(MaglevTable, CopiesShareTheSlotsAndEqualTablesCompareEqual) {
+  MaglevTable a = std::vector<std::uint32_t>{0, 1, 0, 1, 2, 2, 0};
+  MaglevTable copy = a;
+  EXPECT_TRUE(copy.shares(a));
+  MaglevTable rebuilt = std::vector<std::uint32_t>{0, 1, 0, 1, 2, 2, 0};
+  EXPECT_FALSE(rebuilt.shares(a));
+  EXPECT_EQ(rebuilt, a);
+  EXPECT_EQ(rebuilt.hash(), a.hash());
+  EXPECT_EQ(rebuilt <=> a, std::strong_ordering::equal);
+  ASSERT_EQ(a.size(), 7u);
+  EXPECT_EQ(a[4], 2u);
+  EXPECT_EQ(std::vector<std::uint32_t>(a.begin(), a.end()),
+            (std::vector<std::uint32_t>{0, 1, 0, 1, 2, 2, 0}));
+}
+
+TEST(MaglevTable, DifferentSlotsDifferInHashAndOrder) {
+  MaglevTable a = {0, 1, 0, 1, 2, 2, 0};
+  MaglevTable b = {0, 1, 0, 1, 2, 2, 1};
+  EXPECT_NE(a, b);
+  EXPECT_NE(a.hash(), b.hash());
+  EXPECT_LT(a, b);
+  MaglevTable shorter = {0, 1, 0, 1, 2, 2};
+  EXPECT_NE(a, shorter);
+  EXPECT_LT(shorter, a);
+}
+
+TEST(MaglevTable, EmptyTablesAreOneValue) {
+  MaglevTable none;
+  MaglevTable from_empty = std::vector<std::uint32_t>{};
+  EXPECT_TRUE(none.empty());
+  EXPECT_EQ(none.size(), 0u);
+  EXPECT_EQ(none.begin(), none.end());
+  EXPECT_EQ(none, from_empty);
+  EXPECT_EQ(none.hash(), from_empty.hash());
+  MaglevTable one = {0};
+  EXPECT_NE(none, one);
+  one.clear();
+  EXPECT_EQ(none, one);
+}
+
+TEST(Digest, SharedAndRebuiltMaglevTablesDigestAlike) {
+  Tables t = valid_tables();
+  Tables rebuilt = t;
+  for (auto &s : rebuilt.services)
+    s.maglev = std::vector<std::uint32_t>(s.maglev.begin(), s.maglev.end());
+  ASSERT_FALSE(rebuilt.services.empty());
+  EXPECT_FALSE(rebuilt.services[0].maglev.shares(t.services[0].maglev));
+  EXPECT_EQ(rebuilt, t);
+  EXPECT_EQ(digest(rebuilt), digest(t));
+  set_slot(rebuilt.services[0], 0, rebuilt.services[0].maglev[0] == 0 ? 1 : 0);
+  EXPECT_NE(digest(rebuilt), digest(t));
+}
 
 TEST(Digest, StableUnderReordering) {
   Tables t = valid_tables();
@@ -495,8 +561,8 @@ const FieldChange kFieldChanges[] = {
     {"service_port", [](Tables &t) { web(t).port = 81; }},
     {"service_maglev_size", [](Tables &t) { web(t).maglev_size = 17; }},
     {"service_hash_flags", [](Tables &t) { web(t).hash_flags = 0x1b; }},
-    {"service_maglev_slot", [](Tables &t) { web(t).maglev[5] = 0; }},
-    {"service_maglev_length", [](Tables &t) { web(t).maglev.push_back(1); }},
+    {"service_maglev_slot", [](Tables &t) { set_slot(web(t), 5, 0); }},
+    {"service_maglev_length", [](Tables &t) { append_slot(web(t), 1); }},
     {"backend_added", [](Tables &t) { web(t).backends.push_back(web0(t)); }},
     {"backend_id", [](Tables &t) { web0(t).id = 9; }},
     {"backend_name", [](Tables &t) { web0(t).name = "web-9"; }},

@@ -12,6 +12,8 @@
 #include "control/controller.h"
 #include "control/log.h"
 #include "control/operator_service.h"
+#include "control/runtime.h"
+#include "lb/maglev.h"
 #include "tests/control/control_harness.h"
 
 namespace stratus::control {
@@ -395,6 +397,71 @@ TEST(RuntimeOverrides, TextRoundTripsAndRejectsGarbage) {
   EXPECT_EQ(parse_overrides("web web-1 drain=1\n"), std::nullopt);
   EXPECT_EQ(parse_overrides("web web-1 drain=1 weight=x\n"), std::nullopt);
   EXPECT_EQ(parse_overrides("web web-1 drain=1 weight=1 extra\n"), std::nullopt);
+}
+
+// Two services of three underlay backends each, Maglev tables as compiled.
+std::shared_ptr<const Tables> two_services() {
+  auto t = std::make_shared<Tables>();
+  for (std::uint32_t s = 0; s < 2; ++s) {
+    Service svc;
+    svc.id = s;
+    svc.name = s == 0 ? "web" : "dns";
+    svc.vip = IpAddress::v4(0x0a000064u + s);
+    svc.maglev_size = 13;
+    std::vector<lb::MaglevBackend> weights;
+    for (std::uint32_t b = 0; b < 3; ++b) {
+      Backend be;
+      be.id = s * 3 + b;
+      be.name = svc.name + "-" + std::to_string(b);
+      be.addr = IpAddress::v4(0xc0000200u + s * 3 + b);
+      be.encap = Encap::kIpip;
+      be.tunnel_dst = be.addr;
+      weights.push_back({be.name, be.weight});
+      svc.backends.push_back(be);
+    }
+    svc.maglev = lb::maglev_table(weights, svc.maglev_size);
+    t->services.push_back(svc);
+  }
+  return t;
+}
+
+TEST(ApplyRuntime, HandsOnTheCompiledTablesWhenNothingApplies) {
+  auto base = two_services();
+  EXPECT_EQ(apply_runtime(base, RuntimeState{}, nullptr), base) << "no runtime state";
+  RuntimeState elsewhere;
+  elsewhere.down.insert({"other", "other-0"});
+  elsewhere.overrides[{"gone", "gone-1"}].drain = true;
+  EXPECT_EQ(apply_runtime(base, elsewhere, nullptr), base) << "state of other services only";
+  RuntimeState same;
+  same.overrides[{"web", "web-1"}].weight = 1;     // the configured weight
+  same.overrides[{"web", "web-2"}].drain = false;  // already active
+  EXPECT_EQ(apply_runtime(base, same, nullptr), base) << "overrides equal to the config";
+}
+
+TEST(ApplyRuntime, CopiesOnChangeAndRebuildsOnlyTheChangedService) {
+  auto base = two_services();
+  const Tables before = *base;
+  RuntimeState rt;
+  rt.down.insert({"web", "web-1"});
+  auto eff = apply_runtime(base, rt, nullptr);
+  ASSERT_NE(eff, base);
+  EXPECT_EQ(*base, before) << "the compiled tables are not edited";
+  ASSERT_EQ(eff->services.size(), 2u);
+  EXPECT_EQ(eff->services[0].backends[1].state, BackendState::kDown);
+  EXPECT_EQ(eff->services[0].backends[0].state, BackendState::kActive);
+  EXPECT_NE(eff->services[0].maglev, base->services[0].maglev);
+  for (std::uint32_t slot : eff->services[0].maglev)
+    EXPECT_NE(slot, 1u) << "a down backend holds no slot";
+  EXPECT_TRUE(eff->services[1].maglev.shares(base->services[1].maglev)) << "dns untouched";
+  EXPECT_EQ(eff->services[1], base->services[1]);
+
+  // Recomputed against the last effective tables: the same table object.
+  auto again = apply_runtime(base, rt, eff.get());
+  EXPECT_TRUE(again->services[0].maglev.shares(eff->services[0].maglev));
+  EXPECT_EQ(digest(*again), digest(*eff));
+
+  // The backend recovers: the compiled tables come back as they are.
+  EXPECT_EQ(apply_runtime(base, RuntimeState{}, again.get()), base);
 }
 
 TEST_F(ControlTest, HealthFailureTakesTheBackendDownAndRecoveryBringsItBack) {

@@ -261,7 +261,9 @@ TEST_F(WorkerTest, InstallWhileRunningSwapsTables) {
 
 TEST_F(WorkerTest, FailedInstallKeepsLiveTables) {
   Tables bad = gw();
-  bad.services[0].maglev[0] = 99;  // beyond its backends: cannot be compiled
+  std::vector<std::uint32_t> slots(bad.services[0].maglev.begin(), bad.services[0].maglev.end());
+  slots[0] = 99;  // beyond its backends: cannot be compiled
+  bad.services[0].maglev = std::move(slots);
   EXPECT_THROW(driver_->install(gw(), bad), std::runtime_error);
   const auto &step = packet("overlay_remote_tcp");
   EXPECT_EQ(fixtures::hex(roundtrip(step.in_port, step.out_port, step.input)),

@@ -256,10 +256,8 @@ TEST(Install, FailedApplyRollsBack) {
     extra.gateways.push_back(IpAddress::v4(0x0ac80000u + i));  // 10.200.0.0 + i
   }
   bad.vrfs.push_back(extra);
-  for (auto &svc : bad.services) {
-    for (auto &slot : svc.maglev)
-      slot = 0;
-  }
+  for (auto &svc : bad.services)
+    svc.maglev = std::vector<std::uint32_t>(svc.maglev.size(), 0);
   ASSERT_TRUE(check(bad).empty());
   EXPECT_THROW(driver.install(tables, bad), std::exception);
 
@@ -453,7 +451,7 @@ TEST(Lb, VipWithSeveralPortServices) {
   b.tunnel_dst = b.addr;
   alt.backends = {b};
   alt.maglev_size = 7;
-  alt.maglev.assign(7, 0);
+  alt.maglev = std::vector<std::uint32_t>(7, 0);
   tables.services.push_back(alt);
   XdpDriver driver(private_maps());
   driver.install(Tables{}, tables);
