@@ -282,9 +282,12 @@ class Transaction {
       keys += r.key;
     auto count = static_cast<__u32>(removals.size());
     int err = bpf_map_delete_batch(fd, keys.data(), &count, nullptr);
+    if (unsupported(err))
+      count = 0;  // refused before it began (the kernel leaves `count` as it was)
     if (unsupported(err) || err == -ENOENT) {
-      // No batch deletes here, or a key already gone (the batch stops at
-      // it): one at a time for what is left.
+      // No batch deletes for this map type (arrays of maps), or a key
+      // already gone (the batch stops at it): one at a time for what is
+      // left.
       for (std::size_t i = count; i < removals.size(); ++i)
         erase(fd, removals[i].key, removals[i].old, false, map);
       err = 0;
@@ -455,6 +458,51 @@ bool find_delta(const Tables &prev, const Tables &next, Delta *d) {
              });
 }
 
+// find_delta() from the keys a transaction touched (the data-plane
+// service's word that nothing else changed) rather than a walk of both
+// tables: a binary search per key, in tables that are canonical (the
+// service canonicalizes what it installs, and live_ is a copy of that).
+bool delta_from_keys(const Tables &prev, const Tables &next,
+                     const api::DataplaneDriver::TouchedKeys &touched, Delta *d) {
+  if (!(prev.node == next.node) || !(prev.nexthops == next.nexthops) || !(prev.vrfs == next.vrfs))
+    return false;
+  auto routes = touched.routes;
+  std::sort(routes.begin(), routes.end());
+  routes.erase(std::unique(routes.begin(), routes.end()), routes.end());
+  auto find_route = [](const std::vector<Route> &table,
+                       const std::pair<std::uint32_t, IpPrefix> &k) -> const Route * {
+    auto it = std::lower_bound(table.begin(), table.end(), k, [](const Route &r, const auto &key) {
+      return std::tie(r.vrf, r.prefix) < std::tie(key.first, key.second);
+    });
+    return it != table.end() && it->vrf == k.first && it->prefix == k.second ? &*it : nullptr;
+  };
+  for (const auto &k : routes) {
+    const Route *now = find_route(next.routes, k);
+    const Route *before = find_route(prev.routes, k);
+    if (now)
+      d->routes.push_back(static_cast<std::size_t>(now - next.routes.data()));
+    else if (before)
+      d->old_routes.push_back(before);
+  }
+  auto services = touched.services;
+  std::sort(services.begin(), services.end());
+  services.erase(std::unique(services.begin(), services.end()), services.end());
+  auto find_service = [](const std::vector<Service> &table, std::uint32_t id) -> const Service * {
+    auto it = std::lower_bound(table.begin(), table.end(), id,
+                               [](const Service &s, std::uint32_t key) { return s.id < key; });
+    return it != table.end() && it->id == id ? &*it : nullptr;
+  };
+  for (std::uint32_t id : services) {
+    const Service *now = find_service(next.services, id);
+    const Service *before = find_service(prev.services, id);
+    if (before)
+      d->old_services.push_back(before);
+    if (now)
+      d->services.push_back(static_cast<std::size_t>(now - next.services.data()));
+  }
+  return true;
+}
+
 // Brings `live` (the tables `d` was found against) to `next` by copying
 // only what changed where the tables kept their shape (same keys in the
 // same places), else the one table that did not: copying everything costs
@@ -579,6 +627,15 @@ void XdpDriver::read_live_state() {
 
 void XdpDriver::install(const Tables & /*prev: live_ is what this driver installed*/,
                         const Tables &next) {
+  install_tables(next, nullptr);
+}
+
+void XdpDriver::install_delta(const Tables & /*prev: live_*/, const Tables &next,
+                              const TouchedKeys &touched) {
+  install_tables(next, &touched);
+}
+
+void XdpDriver::install_tables(const Tables &next, const TouchedKeys *touched) {
   std::lock_guard lock(mu_);
   auto &maps = loader_->skel()->maps;
   Mirror &mi = *mirror_;
@@ -634,9 +691,12 @@ void XdpDriver::install(const Tables & /*prev: live_ is what this driver install
   // delta: only the routes and services that differ (a full encode of 100k
   // routes and 100k backends costs ~150 ms). Anything else, and the first
   // install after a start (the mirror then comes from pinned maps), is
-  // encoded whole.
+  // encoded whole. The keys a transaction touched spare the walk that
+  // finds them.
   Delta delta;
-  const bool partial = live_valid_ && port_state == live_ports_ && find_delta(live_, next, &delta);
+  const bool partial =
+      live_valid_ && port_state == live_ports_ &&
+      (touched ? delta_from_keys(live_, next, *touched, &delta) : find_delta(live_, next, &delta));
 
   MapPlan node_cfg{"node_cfg", XdpLoader::fd(maps.node_cfg), true, {}, &mi.node_cfg};
   {
@@ -955,6 +1015,7 @@ void XdpDriver::install(const Tables & /*prev: live_ is what this driver install
   else
     live_ = next;
   live_valid_ = true;
+  last_delta_ = partial;
   live_ports_ = std::move(port_state);
 }
 

@@ -4,6 +4,7 @@
 // connection tables, and owns the program's attachment to the interfaces.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -37,6 +38,9 @@ class XdpDriver final : public api::DataplaneDriver {
   ~XdpDriver() override;
 
   void install(const Tables &prev, const Tables &next) override;
+  // Writes the touched keys' routes and services as a delta without
+  // comparing the tables first (when the ports are as before).
+  void install_delta(const Tables &prev, const Tables &next, const TouchedKeys &touched) override;
   std::vector<api::pb::PortState> ports() override;
   void counters(api::pb::CountersReply *out) override;
   std::optional<api::FlowEntry> lookup_flow(const stratus_flow_key &key) override;
@@ -48,6 +52,9 @@ class XdpDriver final : public api::DataplaneDriver {
   // The program, for BPF_PROG_TEST_RUN (tests, benchmarks).
   int program_fd() const { return loader_->prog_fd(); }
   bool reused_pins() const { return loader_->reused(); }
+  // Whether the last successful install wrote a delta (only what changed)
+  // rather than every table.
+  bool last_install_was_delta() const { return last_delta_; }
   const XdpLoader &loader() const { return *loader_; }
 
   // One map's entries as raw key and value bytes (the C++ mirror of what is
@@ -55,6 +62,7 @@ class XdpDriver final : public api::DataplaneDriver {
   using Entries = std::map<std::string, std::string>;
 
  private:
+  void install_tables(const Tables &next, const TouchedKeys *touched);
   // Calls fn(cpu, entry, flow key) for every connection until it returns
   // false.
   template <typename Fn>
@@ -76,6 +84,7 @@ class XdpDriver final : public api::DataplaneDriver {
   std::mutex mu_;  // guards the fields below (install vs readers)
   std::unique_ptr<Mirror> mirror_;
   Tables live_;
+  std::atomic<bool> last_delta_{false};
   bool live_valid_ = false;  // live_ is what install() wrote (not yet after a start)
   std::string live_ports_;   // the ports as install() resolved them (names, ifindex, MAC)
 };

@@ -524,6 +524,7 @@ void TxnEditor::apply(const pb::TxnOp &op) {
         throw DecodeError("delete_route: no route " + prefix.str() + " in VRF " +
                           std::to_string(vrf));
       }
+      changes_.deleted_routes.emplace_back(vrf, prefix);
       return;
     }
     case pb::TxnOp::kUpsertService:
@@ -533,6 +534,7 @@ void TxnEditor::apply(const pb::TxnOp &op) {
       if (!index_->services.erase(op.delete_service())) {
         throw DecodeError("delete_service: no service " + std::to_string(op.delete_service()));
       }
+      changes_.deleted_services.push_back(op.delete_service());
       return;
     case pb::TxnOp::OP_NOT_SET:
       throw DecodeError("operation with no content");

@@ -52,6 +52,8 @@ struct TxnChanges {
   bool node_nexthops_vrfs = false;                         // any operation on those tables
   std::vector<std::pair<std::uint32_t, IpPrefix>> routes;  // upserted route keys
   std::vector<std::uint32_t> services;                     // upserted service ids
+  std::vector<std::pair<std::uint32_t, IpPrefix>> deleted_routes;
+  std::vector<std::uint32_t> deleted_services;
 };
 
 class TxnEditor {

@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "config/tables.h"
@@ -37,6 +38,22 @@ class DataplaneDriver {
   // this throws, `prev` must still be fully in effect. Called from one
   // thread at a time.
   virtual void install(const Tables &prev, const Tables &next) = 0;
+
+  // The keys of the routes and services that a delta transaction upserted
+  // or deleted (some may be unchanged in the end, and a key may be in both
+  // tables, in one, or in neither).
+  struct TouchedKeys {
+    std::vector<std::pair<std::uint32_t, IpPrefix>> routes;  // (vrf, prefix)
+    std::vector<std::uint32_t> services;                     // ids
+  };
+  // install() for a transaction that left the node, next hops and VRFs
+  // alone and touched only `touched`: every route and service of `next`
+  // outside it is as in `prev`. A driver that writes deltas can start from
+  // the keys instead of comparing the tables; by default, install().
+  virtual void install_delta(const Tables &prev, const Tables &next, const TouchedKeys &touched) {
+    (void)touched;
+    install(prev, next);
+  }
 
   // Ports as the device sees them (name, MAC, link, attach mode).
   virtual std::vector<pb::PortState> ports() = 0;

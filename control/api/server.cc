@@ -271,7 +271,16 @@ grpc::Status DataplaneService::apply(const std::vector<pb::ApplyRequest> &stream
                                                digest_hex(h.expect_digest()));
   }
   try {
-    driver_.install(*current, *next);
+    if (!h.full() && !changes.node_nexthops_vrfs) {
+      DataplaneDriver::TouchedKeys touched{std::move(changes.routes), std::move(changes.services)};
+      touched.routes.insert(touched.routes.end(), changes.deleted_routes.begin(),
+                            changes.deleted_routes.end());
+      touched.services.insert(touched.services.end(), changes.deleted_services.begin(),
+                              changes.deleted_services.end());
+      driver_.install_delta(*current, *next, touched);
+    } else {
+      driver_.install(*current, *next);
+    }
   } catch (const std::exception &e) {
     return fail(grpc::StatusCode::INTERNAL,
                 std::string("install failed, old tables kept: ") + e.what());

@@ -301,33 +301,194 @@ TEST(Install, DeleteThenRestore) {
 // install of the same tables would: after going from each fixture table
 // set to each other one with the same node, every single-packet case of
 // the target set made of packets only gives its fixture's output.
+// The keys of the routes and services that differ between two canonical
+// tables, plus one that does not (a transaction may touch an entry and
+// leave it as it was).
+api::DataplaneDriver::TouchedKeys touched_between(const Tables &from, const Tables &to) {
+  api::DataplaneDriver::TouchedKeys k;
+  auto route_key = [&](const Route &r) { k.routes.emplace_back(r.vrf, r.prefix); };
+  auto service_key = [&](const Service &s) { k.services.push_back(s.id); };
+  EXPECT_TRUE(merge_walk(from.routes, to.routes, route_less, route_key, route_key,
+                         [&](const Route &, const Route &r) { route_key(r); }));
+  EXPECT_TRUE(merge_walk(from.services, to.services, service_less, service_key, service_key,
+                         [&](const Service &, const Service &s) { service_key(s); }));
+  if (!to.routes.empty())
+    route_key(to.routes.front());
+  return k;
+}
+
+// A delta install (found by comparing the tables, or from the keys a
+// transaction touched) leaves the data plane as a full install of the new
+// tables would: every packet-only fixture case of the new tables passes.
 TEST(Install, DeltaInstallEqualsFullInstall) {
   int pairs = 0;
-  for (const auto &[from_name, from] : fixtures().tables) {
-    for (const auto &[to_name, to] : fixtures().tables) {
+  for (const auto &[from_name, fixture_from] : fixtures().tables) {
+    for (const auto &[to_name, fixture_to] : fixtures().tables) {
+      // As the data-plane service installs them.
+      Tables from = fixture_from, to = fixture_to;
+      canonicalize(from);
+      canonicalize(to);
       if (from_name == to_name || !(from.node == to.node) || !(from.nexthops == to.nexthops) ||
           !(from.vrfs == to.vrfs)) {
         continue;
       }
-      SCOPED_TRACE(from_name + " -> " + to_name);
       ++pairs;
-      XdpDriver driver(private_maps());
-      ASSERT_NO_THROW(driver.install(Tables{}, from));
-      ASSERT_NO_THROW(driver.install(from, to));
-      for (const auto &c : fixtures().cases) {
-        auto runnable = [](const fx::Step &step) {
-          const auto *p = std::get_if<fx::PacketStep>(&step);
-          return p && p->input.size() >= 14;
-        };
-        if (c.tables != to_name || !std::all_of(c.steps.begin(), c.steps.end(), runnable))
-          continue;
-        SCOPED_TRACE(c.name);
-        for (std::size_t i = 0; i < c.steps.size(); ++i)
-          check_step(driver, std::get<fx::PacketStep>(c.steps[i]), i);
+      for (bool by_keys : {false, true}) {
+        SCOPED_TRACE(from_name + " -> " + to_name + (by_keys ? ", touched keys" : ", compared"));
+        XdpDriver driver(private_maps());
+        ASSERT_NO_THROW(driver.install(Tables{}, from));
+        EXPECT_FALSE(driver.last_install_was_delta()) << "a first install writes everything";
+        if (by_keys) {
+          ASSERT_NO_THROW(driver.install_delta(from, to, touched_between(from, to)));
+        } else {
+          ASSERT_NO_THROW(driver.install(from, to));
+        }
+        EXPECT_TRUE(driver.last_install_was_delta());
+        for (const auto &c : fixtures().cases) {
+          auto runnable = [](const fx::Step &step) {
+            const auto *p = std::get_if<fx::PacketStep>(&step);
+            return p && p->input.size() >= 14;
+          };
+          if (c.tables != to_name || !std::all_of(c.steps.begin(), c.steps.end(), runnable))
+            continue;
+          SCOPED_TRACE(c.name);
+          for (std::size_t i = 0; i < c.steps.size(); ++i)
+            check_step(driver, std::get<fx::PacketStep>(c.steps[i]), i);
+        }
       }
     }
   }
   EXPECT_GT(pairs, 0) << "no two fixture table sets differ only in routes and services";
+}
+
+// Every entry of a map as raw bytes; for the Maglev outer map, the inner
+// map's slots (map ids differ between two drivers).
+std::map<std::string, std::string> map_entries(int fd, bool inner_maps = false) {
+  bpf_map_info info{};
+  __u32 len = sizeof info;
+  EXPECT_EQ(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+  std::map<std::string, std::string> out;
+  std::string key(info.key_size, '\0'), next(info.key_size, '\0'), value(info.value_size, '\0');
+  bool first = true;
+  while (bpf_map_get_next_key(fd, first ? nullptr : key.data(), next.data()) == 0) {
+    first = false;
+    key = next;
+    if (bpf_map_lookup_elem(fd, key.data(), value.data()) != 0)
+      continue;
+    if (!inner_maps) {
+      out[key] = value;
+      continue;
+    }
+    __u32 id = 0;
+    std::memcpy(&id, value.data(), sizeof id);
+    int inner = bpf_map_get_fd_by_id(id);
+    EXPECT_GE(inner, 0);
+    std::string slots;
+    for (const auto &[k, v] : map_entries(inner))
+      slots += k + v;
+    close(inner);
+    out[key] = slots;
+  }
+  return out;
+}
+
+// The keys (in hex) that two map dumps disagree on: "" when equal.
+std::string map_difference(const std::map<std::string, std::string> &got,
+                           const std::map<std::string, std::string> &want) {
+  auto hex = [](const std::string &b) {
+    std::string out;
+    char buf[4];
+    for (unsigned char c : b) {
+      std::snprintf(buf, sizeof buf, "%02x", c);
+      out += buf;
+    }
+    return out;
+  };
+  std::string out;
+  for (const auto &[k, v] : want) {
+    auto it = got.find(k);
+    if (it == got.end())
+      out += " missing " + hex(k);
+    else if (it->second != v)
+      out += " differs " + hex(k);
+  }
+  for (const auto &[k, v] : got) {
+    if (!want.count(k))
+      out += " extra " + hex(k);
+  }
+  return out;
+}
+
+// What the program reads: every table map of the driver, found by name
+// among the program's maps.
+std::map<std::string, std::map<std::string, std::string>> table_maps(const XdpDriver &driver) {
+  const std::set<std::string> tables = {"node_cfg", "port_slots", "ports",  "tx_ports",
+                                        "vnis",     "gateways",   "routes", "services",
+                                        "vips",     "backends",   "maglev"};
+  bpf_prog_info prog{};
+  __u32 len = sizeof prog;
+  EXPECT_EQ(bpf_obj_get_info_by_fd(driver.program_fd(), &prog, &len), 0);
+  std::vector<__u32> ids(prog.nr_map_ids);
+  prog = {};
+  prog.nr_map_ids = static_cast<__u32>(ids.size());
+  prog.map_ids = reinterpret_cast<__u64>(ids.data());
+  len = sizeof prog;
+  EXPECT_EQ(bpf_obj_get_info_by_fd(driver.program_fd(), &prog, &len), 0);
+  std::map<std::string, std::map<std::string, std::string>> out;
+  for (__u32 id : ids) {
+    int fd = bpf_map_get_fd_by_id(id);
+    EXPECT_GE(fd, 0);
+    bpf_map_info info{};
+    len = sizeof info;
+    EXPECT_EQ(bpf_obj_get_info_by_fd(fd, &info, &len), 0);
+    if (tables.count(info.name))
+      out[info.name] = map_entries(fd, std::string(info.name) == "maglev");
+    close(fd);
+  }
+  EXPECT_EQ(out.size(), tables.size()) << "maps not found by name";
+  return out;
+}
+
+// A delta that removes, changes and adds routes and services leaves every
+// table map byte for byte as a full install of the new tables does, whether
+// the driver compares the tables or is handed the touched keys.
+TEST(Install, DeltaLeavesTheMapsAsAFullInstallWould) {
+  Tables from = fixtures().tables.at("gw_fleet");
+  canonicalize(from);
+  ASSERT_GE(from.routes.size(), 3u);
+  ASSERT_GE(from.services.size(), 2u);
+  Tables to = from;
+  to.routes.erase(to.routes.begin());              // removed
+  to.routes.front().kind = RouteKind::kBlackhole;  // changed
+  Route added = to.routes.back();
+  added.prefix = *IpPrefix::parse("198.51.100.0/24");  // added
+  to.routes.push_back(added);
+  to.services.erase(to.services.begin());  // removed
+  Service &changed = to.services.front();  // changed: one backend down
+  changed.backends.front().state = BackendState::kDown;
+  std::vector<std::uint32_t> slots(changed.maglev.begin(), changed.maglev.end());
+  std::replace(slots.begin(), slots.end(), 0u, changed.backends.size() > 1 ? 1u : 0u);
+  changed.maglev = std::move(slots);
+  canonicalize(to);
+  ASSERT_EQ(check(to), std::vector<std::string>{});
+
+  XdpDriver full(private_maps());
+  ASSERT_NO_THROW(full.install(Tables{}, to));
+  const auto want = table_maps(full);
+  for (bool by_keys : {false, true}) {
+    SCOPED_TRACE(by_keys ? "touched keys" : "compared");
+    XdpDriver driver(private_maps());
+    ASSERT_NO_THROW(driver.install(Tables{}, from));
+    if (by_keys) {
+      ASSERT_NO_THROW(driver.install_delta(from, to, touched_between(from, to)));
+    } else {
+      ASSERT_NO_THROW(driver.install(from, to));
+    }
+    EXPECT_TRUE(driver.last_install_was_delta());
+    auto got = table_maps(driver);
+    for (const auto &[name, entries] : want)
+      EXPECT_EQ(map_difference(got[name], entries), "") << name;
+  }
 }
 
 // ------------------------------------------------------------ XDP-specific
