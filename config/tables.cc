@@ -447,9 +447,12 @@ std::vector<std::string> check(const Tables &t) {
         err.add(where(), "Maglev table has ", std::to_string(s.maglev.size()), " slots, expected ",
                 std::to_string(s.maglev_size));
       }
-      for (std::uint32_t slot : s.maglev) {
-        if (slot >= s.backends.size()) {
-          err.add(where(), "Maglev slot refers to backend ", std::to_string(slot), " of ",
+      // max_slot() spares the walk when every slot is in range; the walk
+      // names the first one that is not.
+      for (std::size_t slot = 0; s.maglev.max_slot() >= s.backends.size() && slot < s.maglev.size();
+           ++slot) {
+        if (s.maglev[slot] >= s.backends.size()) {
+          err.add(where(), "Maglev slot refers to backend ", std::to_string(s.maglev[slot]), " of ",
                   std::to_string(s.backends.size()));
           break;
         }
@@ -585,6 +588,7 @@ MaglevTable::MaglevTable(std::vector<std::uint32_t> slots) {
     return;  // every empty table is the null one
   auto p = std::make_shared<Slots>();
   p->hash = maglev_hash(slots);
+  p->max_slot = *std::max_element(slots.begin(), slots.end());
   p->slots = std::move(slots);
   p_ = std::move(p);
 }

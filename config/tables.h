@@ -235,6 +235,9 @@ class MaglevTable {
 
   // A 64-bit hash of the slots (what digest() folds in for the table).
   std::uint64_t hash() const;
+  // The largest backend index in the table (0 when empty): check() needs no
+  // walk over the slots.
+  std::uint32_t max_slot() const { return p_ ? p_->max_slot : 0; }
   // Whether both hold the very same slots object (then they are equal).
   bool shares(const MaglevTable &o) const { return p_ == o.p_; }
 
@@ -255,6 +258,7 @@ class MaglevTable {
   struct Slots {
     std::vector<std::uint32_t> slots;
     std::uint64_t hash = 0;
+    std::uint32_t max_slot = 0;
   };
   std::shared_ptr<const Slots> p_;  // null: no slots
 };

@@ -2,8 +2,9 @@
 // services of 100 backends (100k backends) on one node, pushed to an
 // in-process data plane (the generic Dataplane service over a recording
 // driver, on a unix socket). Times a full sync and a 1% change, split into
-// load (parse + validate), compile, runtime + digest, and push (diff or full
-// ops, gRPC stream, build + check + digest + install on the data plane).
+// load (parse + validate), compile (+ check, as stratusd does), runtime +
+// digest, and push (diff or full ops, gRPC stream, build + check + digest +
+// install on the data plane).
 //
 // Baseline, same run: the same transaction applied in memory
 // (DataplaneService::apply, no gRPC), so the ratio shows what the wire adds.
@@ -246,6 +247,11 @@ int main(int argc, char **argv) {
     }
     t0 = Steady::now();
     auto compiled = config::compile_all(*loaded.config, previous);
+    // stratusd checks what it compiled before it takes the new config.
+    if (auto errors = check(*compiled.at("gw")); !errors.empty()) {
+      std::fprintf(stderr, "compiled tables fail check(): %s\n", errors.front().c_str());
+      return 1;
+    }
     double compile_ms = since(t0);
     t0 = Steady::now();
     std::shared_ptr<const Tables> next =
