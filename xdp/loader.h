@@ -35,6 +35,11 @@ struct LoaderOptions {
   std::uint32_t conn_entries = 65536;
 };
 
+// Why connection tables of `bytes_per_cpu` on each of `cpus` CPUs cannot
+// be made with `available` bytes of memory free (MemAvailable): they may take
+// half of it at most. Empty when they can.
+std::string conn_memory_problem(std::uint64_t bytes_per_cpu, int cpus, std::uint64_t available);
+
 class XdpLoader {
  public:
   explicit XdpLoader(const LoaderOptions &options);
@@ -64,7 +69,9 @@ class XdpLoader {
   int conn_table_fd(std::uint32_t cpu) const;
   // Replaces every CPU's connection table by an empty one of at least
   // `entries` entries (flows are lost) if the current tables are of
-  // another size.
+  // another size. Throws XdpError, changing nothing, when the new tables
+  // would take more than half of the memory available now
+  // (conn_memory_problem()).
   void resize_conn_tables(std::uint32_t entries);
   // A table's capacity: sets (a power of two) x STRATUS_CONN_WAYS, the
   // smallest such at least the configured flows.max_entries.

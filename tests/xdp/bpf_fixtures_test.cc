@@ -317,6 +317,20 @@ api::DataplaneDriver::TouchedKeys touched_between(const Tables &from, const Tabl
   return k;
 }
 
+// flows.max_entries is validated up to 2^26 (4 GiB of ways per CPU): a
+// resize that would take more than half of the free memory is refused with
+// the figures, before any table is made.
+TEST(ConnTables, RefusedWhenTheyWouldTakeHalfTheFreeMemory) {
+  constexpr std::uint64_t kGiB = 1ull << 30;
+  EXPECT_EQ(conn_memory_problem(4u << 20, 64, 16 * kGiB), "") << "4 MiB x 64 CPUs of 16 GiB";
+  EXPECT_EQ(conn_memory_problem(kGiB, 4, 8 * kGiB), "") << "exactly half";
+  EXPECT_EQ(conn_memory_problem(4 * kGiB, 2, 20 * kGiB), "") << "8 of 20 GiB";
+  EXPECT_NE(conn_memory_problem(kGiB + 1, 4, 8 * kGiB), "") << "a byte over half";
+  EXPECT_EQ(conn_memory_problem(4 * kGiB, 8, 20 * kGiB),
+            "connection tables of 4096 MiB per CPU x 8 CPUs = 32768 MiB exceed half of the "
+            "20480 MiB of memory available; lower flows.max_entries");
+}
+
 // A delta install (found by comparing the tables, or from the keys a
 // transaction touched) leaves the data plane as a full install of the new
 // tables would: every packet-only fixture case of the new tables passes.
