@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "config/compile.h"
+#include "control/api/convert.h"
 #include "control/log.h"
 
 namespace stratus::control {
@@ -247,30 +248,39 @@ void Controller::reconcile_sessions_locked() {
 }
 
 bool Controller::recompute_locked() {
-  std::map<std::string, std::shared_ptr<const Tables>> changed;
+  std::map<std::string, DesiredTables> changed;
   for (const auto &[node, base] : base_) {
     auto prev = effective_.find(node);
     std::shared_ptr<const Tables> eff =
         apply_runtime(base, runtime_, prev == effective_.end() ? nullptr : prev->second.get());
     auto old = digests_.find(node);
-    // From the previous effective tables' digest: a change hashes only what
-    // it changed.
-    std::uint64_t d = prev != effective_.end() && old != digests_.end()
-                          ? digest_update(*prev->second, old->second, *eff)
-                          : digest(*eff);
-    if (old != digests_.end() && old->second == d)
+    DesiredTables want{eff, 0, 0, nullptr, nullptr};
+    if (prev != effective_.end() && old != digests_.end()) {
+      // One walk from the previous effective tables gives both the digest
+      // (hashing only what changed) and the operations the node's session
+      // sends when the node holds those tables.
+      std::uint64_t delta = 0;
+      want.ops =
+          std::make_shared<const std::vector<pb::TxnOp>>(api::diff(*prev->second, *eff, &delta));
+      want.base = prev->second;
+      want.digest = old->second + delta;
+    } else {
+      want.digest = digest(*eff);
+    }
+    if (old != digests_.end() && old->second == want.digest)
       continue;
-    digests_[node] = d;
+    digests_[node] = want.digest;
     effective_[node] = eff;
-    changed[node] = eff;
+    changed[node] = std::move(want);
   }
   if (changed.empty())
     return false;
   ++generation_;
-  for (const auto &[node, t] : changed) {
+  for (auto &[node, want] : changed) {
     auto s = sessions_.find(node);
+    want.generation = generation_;
     if (s != sessions_.end())
-      s->second->set_desired({t, digests_[node], generation_});
+      s->second->set_desired(std::move(want));
   }
   if (metrics_)
     metrics_->config_generation(generation_);

@@ -188,8 +188,13 @@ bool NodeSession::sync_once() {
     log() << "node " << node_ << ": " << why << "; full sync";
   }
 
-  std::vector<pb::TxnOp> ops =
-      full ? api::full_sync_ops(*want.tables) : api::diff(*base, *want.tables);
+  std::vector<pb::TxnOp> ops;
+  if (full)
+    ops = api::full_sync_ops(*want.tables);
+  else if (want.ops && want.base == base)
+    ops = *want.ops;  // the controller's diff, from the same base
+  else
+    ops = api::diff(*base, *want.tables);
   std::size_t nops = ops.size();
   pb::TxnHeader h;
   std::uint64_t generation = std::max<std::uint64_t>(want.generation, st.generation() + 1);

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "config/tables.h"
 #include "control/client.h"
@@ -39,6 +40,12 @@ struct DesiredTables {
   std::shared_ptr<const Tables> tables;
   std::uint64_t digest = 0;
   std::uint64_t generation = 0;  // stratusd's desired-state generation
+  // Optional: the operations from `base` to `tables` (api::diff), which the
+  // controller has from the walk that updated the digest. The session sends
+  // them when `base` is the very tables the node acknowledged last, and
+  // diffs itself otherwise.
+  std::shared_ptr<const Tables> base;
+  std::shared_ptr<const std::vector<pb::TxnOp>> ops;
 };
 
 // A snapshot of a session, for the operator API.

@@ -3,8 +3,8 @@
 // in-process data plane (the generic Dataplane service over a recording
 // driver, on a unix socket). Times a full sync and a 1% change, split into
 // load (parse + validate), compile (+ check, as stratusd does), runtime +
-// digest, and push (diff or full ops, gRPC stream, build + check + digest +
-// install on the data plane).
+// digest and diff (one walk, as stratusd does), and push (diff or full ops, gRPC stream, build +
+// check + digest + install on the data plane).
 //
 // Baseline, same run: the same transaction applied in memory
 // (DataplaneService::apply, no gRPC), so the ratio shows what the wire adds.
@@ -256,13 +256,23 @@ int main(int argc, char **argv) {
     t0 = Steady::now();
     std::shared_ptr<const Tables> next =
         apply_runtime(compiled.at("gw"), RuntimeState{}, effective.get());
-    // As stratusd does: the digest from the previous one, hashing what changed.
-    std::uint64_t d = effective ? digest_update(*effective, digest_prev, *next) : digest(*next);
+    // As stratusd does: one walk from the previous tables gives the
+    // operations and the digest (hashing only what changed).
+    std::uint64_t d = 0;
+    std::shared_ptr<const std::vector<pb::TxnOp>> delta_ops;
+    if (effective) {
+      std::uint64_t delta = 0;
+      delta_ops =
+          std::make_shared<const std::vector<pb::TxnOp>>(api::diff(*effective, *next, &delta));
+      d = digest_prev + delta;
+    } else {
+      d = digest(*next);
+    }
     digest_prev = d;
     double runtime_ms = since(t0);
 
     // Baseline: the same transaction applied in memory, no gRPC.
-    auto ops = effective ? api::diff(*effective, *next) : api::full_sync_ops(*next);
+    std::vector<pb::TxnOp> ops = delta_ops ? *delta_ops : api::full_sync_ops(*next);
     std::size_t nops = ops.size();
     pb::TxnHeader h;
     h.set_generation(generation + 1);
@@ -280,7 +290,7 @@ int main(int argc, char **argv) {
 
     ++generation;
     t0 = Steady::now();
-    session.set_desired({next, d, generation});
+    session.set_desired({next, d, generation, effective, delta_ops});
     if (!session.wait_in_sync(std::chrono::minutes(5))) {
       std::fprintf(stderr, "push did not complete: %s\n", session.status().last_error.c_str());
       return 1;
@@ -293,7 +303,7 @@ int main(int argc, char **argv) {
     double xdp_push_ms = -1;
     if (xdp_session) {
       t0 = Steady::now();
-      xdp_session->set_desired({next, d, generation});
+      xdp_session->set_desired({next, d, generation, effective, delta_ops});
       if (!xdp_session->wait_in_sync(std::chrono::minutes(5))) {
         std::fprintf(stderr, "push to the XDP node did not complete: %s\n",
                      xdp_session->status().last_error.c_str());

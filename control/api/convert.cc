@@ -560,46 +560,62 @@ auto index_by(const std::vector<T> &v, KeyFn key) {
 }
 
 // `less` is the table's canonical order (tables.h), the order of `key`.
+// With `dd`, adds to it what the operations add to digest() (mod 2^64).
 template <typename T, typename Less, typename KeyFn, typename DeleteFn, typename UpsertFn>
 void diff_table(const std::vector<T> &from, const std::vector<T> &to, Less less, KeyFn key,
                 std::vector<pb::TxnOp> &deletes, std::vector<pb::TxnOp> &upserts,
-                DeleteFn on_delete, UpsertFn on_upsert) {
+                DeleteFn on_delete, UpsertFn on_upsert, std::uint64_t *dd) {
+  auto removed = [&](const T &x) {
+    on_delete(x, deletes.emplace_back());
+    if (dd)
+      *dd -= entry_digest(x);
+  };
+  auto upserted = [&](const T *old, const T &x) {
+    on_upsert(x, upserts.emplace_back());
+    if (dd)
+      *dd += entry_digest(x) - (old ? entry_digest(*old) : 0);
+  };
   // Canonical tables: one merge walk, no index; the same operations in the
   // same (key) order as the maps below.
-  auto upsert = [&](const T &x) { on_upsert(x, upserts.emplace_back()); };
   if (merge_walk(
-          from, to, less, [&](const T &x) { on_delete(x, deletes.emplace_back()); }, upsert,
-          [&](const T &, const T &x) { upsert(x); })) {
+          from, to, less, removed, [&](const T &x) { upserted(nullptr, x); },
+          [&](const T &old, const T &x) { upserted(&old, x); })) {
     return;
   }
   auto a = index_by(from, key);
   auto b = index_by(to, key);
   for (const auto &[k, x] : a) {
     if (!b.count(k))
-      on_delete(*x, deletes.emplace_back());
+      removed(*x);
   }
   for (const auto &[k, x] : b) {
     auto old = a.find(k);
-    if (old == a.end() || !(*old->second == *x))
-      on_upsert(*x, upserts.emplace_back());
+    if (old == a.end())
+      upserted(nullptr, *x);
+    else if (!(*old->second == *x))
+      upserted(old->second, *x);
   }
 }
 
 }  // namespace
 
-std::vector<pb::TxnOp> diff(const Tables &from, const Tables &to) {
+std::vector<pb::TxnOp> diff(const Tables &from, const Tables &to, std::uint64_t *digest_delta) {
   std::vector<pb::TxnOp> deletes, upserts;
-  if (!(from.node == to.node))
+  if (!(from.node == to.node)) {
     to_proto(to.node, upserts.emplace_back().mutable_node());
+    if (digest_delta)
+      *digest_delta += entry_digest(to.node) - entry_digest(from.node);
+  }
   diff_table(
       from.nexthops, to.nexthops, nexthop_less, [](const NextHop &h) { return h.remote; }, deletes,
       upserts,
       [](const NextHop &h, pb::TxnOp &op) { to_proto(h.remote, op.mutable_delete_nexthop()); },
-      [](const NextHop &h, pb::TxnOp &op) { to_proto(h, op.mutable_upsert_nexthop()); });
+      [](const NextHop &h, pb::TxnOp &op) { to_proto(h, op.mutable_upsert_nexthop()); },
+      digest_delta);
   diff_table(
       from.vrfs, to.vrfs, vrf_less, [](const Vrf &v) { return v.id; }, deletes, upserts,
       [](const Vrf &v, pb::TxnOp &op) { op.set_delete_vrf(v.id); },
-      [](const Vrf &v, pb::TxnOp &op) { to_proto(v, op.mutable_upsert_vrf()); });
+      [](const Vrf &v, pb::TxnOp &op) { to_proto(v, op.mutable_upsert_vrf()); }, digest_delta);
   diff_table(
       from.routes, to.routes, route_less,
       [](const Route &r) { return std::make_pair(r.vrf, r.prefix); }, deletes, upserts,
@@ -607,11 +623,12 @@ std::vector<pb::TxnOp> diff(const Tables &from, const Tables &to) {
         op.mutable_delete_route()->set_vrf(r.vrf);
         to_proto(r.prefix, op.mutable_delete_route()->mutable_prefix());
       },
-      [](const Route &r, pb::TxnOp &op) { to_proto(r, op.mutable_upsert_route()); });
+      [](const Route &r, pb::TxnOp &op) { to_proto(r, op.mutable_upsert_route()); }, digest_delta);
   diff_table(
       from.services, to.services, service_less, [](const Service &s) { return s.id; }, deletes,
       upserts, [](const Service &s, pb::TxnOp &op) { op.set_delete_service(s.id); },
-      [](const Service &s, pb::TxnOp &op) { to_proto(s, op.mutable_upsert_service()); });
+      [](const Service &s, pb::TxnOp &op) { to_proto(s, op.mutable_upsert_service()); },
+      digest_delta);
   for (auto &op : upserts)
     deletes.push_back(std::move(op));
   return deletes;

@@ -79,8 +79,11 @@ class TxnEditor {
 void apply_op(const pb::TxnOp &op, Tables &tables);
 
 // The operations that turn `from` into `to` (deletes first, then upserts;
-// the node table only when it changed). Services are compared whole.
-std::vector<pb::TxnOp> diff(const Tables &from, const Tables &to);
+// the node table only when it changed). Services are compared whole. With
+// `digest_delta`, also adds to it what they add to digest() (mod 2^64), from
+// the same walk: digest(to) == digest(from) + *digest_delta.
+std::vector<pb::TxnOp> diff(const Tables &from, const Tables &to,
+                            std::uint64_t *digest_delta = nullptr);
 
 // All of `t` as full-sync operations.
 std::vector<pb::TxnOp> full_sync_ops(const Tables &t);

@@ -125,6 +125,34 @@ TEST(Convert, RoundTripsEveryTable) {
   EXPECT_EQ(digest(back), digest(t));
 }
 
+TEST(Convert, DiffAddsWhatItChangesToTheDigest) {
+  Tables from = sample();
+  Tables to = sample();
+  to.node.underlay_mtu += 1;
+  to.routes.erase(to.routes.begin());
+  to.services[0].backends[0].weight += 1;
+  to.vrfs[0].gateways.clear();
+  for (bool canonical : {true, false}) {
+    SCOPED_TRACE(canonical ? "canonical" : "unsorted (indexed diff)");
+    Tables a = from, b = to;
+    if (canonical) {
+      canonicalize(a);
+      canonicalize(b);
+    } else {
+      std::reverse(a.routes.begin(), a.routes.end());
+      std::reverse(b.vrfs.begin(), b.vrfs.end());
+    }
+    std::uint64_t delta = 0;
+    auto ops = diff(a, b, &delta);
+    EXPECT_FALSE(ops.empty());
+    EXPECT_EQ(digest(a) + delta, digest(b));
+    EXPECT_EQ(diff(a, b).size(), ops.size()) << "the same operations with or without the digest";
+  }
+  std::uint64_t none = 0;
+  EXPECT_TRUE(diff(from, from, &none).empty());
+  EXPECT_EQ(none, 0u);
+}
+
 TEST(Convert, RejectsMalformedAddressWithFieldName) {
   pb::TxnOp op;
   op.mutable_upsert_route()->mutable_prefix()->mutable_addr()->set_addr("12345");
