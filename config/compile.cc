@@ -1,6 +1,9 @@
 #include "config/compile.h"
 
 #include <algorithm>
+#include <atomic>
+#include <exception>
+#include <thread>
 #include <unordered_map>
 #include <stdexcept>
 #include <utility>
@@ -342,11 +345,38 @@ Tables compile(const Config &config, const std::string &node_name, const Tables 
 }
 
 NodeTables compile_all(const Config &config, const NodeTables &previous_by_node) {
+  // Nodes compile independently (each reads the config and its own previous
+  // tables): on as many threads as there are cores, each taking the next
+  // node. The first error, in node order, is rethrown.
+  const std::size_t n = config.nodes.size();
+  std::vector<std::shared_ptr<const Tables>> tables(n);
+  std::vector<std::exception_ptr> errors(n);
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < n;) {
+      const std::string &name = *config.nodes[i].name;
+      auto prev = previous_by_node.find(name);
+      try {
+        tables[i] = std::make_shared<const Tables>(
+            compile(config, name, prev == previous_by_node.end() ? nullptr : prev->second.get()));
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    }
+  };
+  const std::size_t threads =
+      std::min<std::size_t>(n, std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < threads; ++t)
+    pool.emplace_back(work);
+  work();
+  for (auto &t : pool)
+    t.join();
   NodeTables out;
-  for (const auto &node : config.nodes) {
-    auto prev = previous_by_node.find(*node.name);
-    out[*node.name] = std::make_shared<const Tables>(
-        compile(config, *node.name, prev == previous_by_node.end() ? nullptr : prev->second.get()));
+  for (std::size_t i = 0; i < n; ++i) {
+    if (errors[i])
+      std::rethrow_exception(errors[i]);
+    out[*config.nodes[i].name] = std::move(tables[i]);
   }
   return out;
 }

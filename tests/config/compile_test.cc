@@ -400,6 +400,7 @@ TEST_F(Compile, DanglingReferencesInAnUnvalidatedConfigThrow) {
   edited = config_;
   edited.peerings[0].vni_map.clear();
   EXPECT_THROW(compile(edited, "gw-a", nullptr), std::invalid_argument);
+  EXPECT_THROW(compile_all(edited, {}), std::invalid_argument) << "rethrown from its thread";
   EXPECT_FALSE(validate(edited).errors.empty());
 }
 
