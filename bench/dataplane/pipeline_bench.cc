@@ -9,7 +9,8 @@
 // VXLAN backends (Maglev M = 65537). Flows differ by source address and
 // cycle over 1k or 1M values; each row has its own connection table, warmed
 // with every flow of the row first, so "established" rows only hit. The
-// clock is the TSC, as in the workers.
+// clock is the TSC, as in the workers. The mbufs lie packed as on
+// hugepages (make_pool()), the burst's own state in one page (Arena).
 //
 // Rows: see the table printed; "LB new flow" never repeats a flow (every
 // packet inserts, evicting the least recently used entry of a full 64k
@@ -212,46 +213,78 @@ struct Row {
 
 rte_mempool *g_pool;
 
+// What a burst touches besides the mbufs and the tables, in one page at
+// fixed offsets: the mbuf pointers, the verdicts, the flow counters, the
+// burst's slots and the row's frame templates. Scattered over the heap and
+// the stack, their page offsets moved with ASLR and with the rows made
+// before, and a load whose low 12 address bits match a pending store to a
+// packet (4K aliasing) can wait for that store: what lined up with what
+// could change from one run of the same binary to the next. Here the
+// layout, and whatever aliasing is left, is the same in every run.
+constexpr std::size_t kMaxFrames = 4;
+constexpr std::size_t kFrameRoom = 256;
+struct alignas(4096) Arena {
+  rte_mbuf *pkts[Pipeline::kBurst];
+  Verdict verdicts[Pipeline::kBurst];
+  std::uint32_t flow[Pipeline::kBurst];
+  Slot slots[Pipeline::kBurst];
+  std::uint16_t frame_len[kMaxFrames];
+  alignas(kFrameRoom) std::uint8_t frames[kMaxFrames][kFrameRoom];
+};
+static_assert(sizeof(Arena) == 4096);
+
 // Refills a burst from the row's frames: the per-packet cost both sides pay.
-inline void refill(rte_mbuf **pkts, const Row &r, std::vector<std::uint32_t> &flow) {
+inline void refill(Arena &a) {
   for (std::uint16_t i = 0; i < Pipeline::kBurst; ++i) {
-    rte_mbuf *m = pkts[i];
-    const Slot &s = r.slots[i];
-    const std::vector<std::uint8_t> &f = r.frames[s.frame];
+    rte_mbuf *m = a.pkts[i];
+    const Slot &s = a.slots[i];
+    const std::uint8_t *f = a.frames[s.frame];
+    const std::uint16_t len = a.frame_len[s.frame];
     m->data_off = RTE_PKTMBUF_HEADROOM;
-    auto len = static_cast<std::uint16_t>(f.size());
     m->data_len = len;
     m->pkt_len = len;
     auto *d = rte_pktmbuf_mtod(m, std::uint8_t *);
-    std::memcpy(d, f.data(), len);
+    std::memcpy(d, f, len);
     // A plain store of the varied address, read from the template: a
     // read-modify-write of the bytes just copied would stall on store
     // forwarding and inflate every row's cost.
     std::uint32_t src;
-    std::memcpy(&src, f.data() + s.src_off, 4);
-    src ^= rte_cpu_to_be_32(flow[i]);
+    std::memcpy(&src, f + s.src_off, 4);
+    src ^= rte_cpu_to_be_32(a.flow[i]);
     std::memcpy(d + s.src_off, &src, 4);
-    if (++flow[i] == s.flows)
-      flow[i] = 0;
+    if (++a.flow[i] == s.flows)
+      a.flow[i] = 0;
   }
 }
 
 // Cycles per packet of `per_burst` over `seconds`, after `warm` packets.
 template <typename Fn>
-double measure(const Row &r, double seconds, std::uint64_t warm, Fn &&per_burst) {
-  rte_mbuf *pkts[Pipeline::kBurst];
-  if (rte_pktmbuf_alloc_bulk(g_pool, pkts, Pipeline::kBurst) != 0) {
+double measure(Arena &a, const Row &r, double seconds, std::uint64_t warm, Fn &&per_burst) {
+  if (r.frames.size() > kMaxFrames) {
+    std::fprintf(stderr, "%s: more than %zu frames\n", r.name.c_str(), kMaxFrames);
+    std::exit(1);
+  }
+  for (std::size_t f = 0; f < r.frames.size(); ++f) {
+    if (r.frames[f].size() > kFrameRoom) {
+      std::fprintf(stderr, "%s: frame beyond %zu bytes\n", r.name.c_str(), kFrameRoom);
+      std::exit(1);
+    }
+    std::memcpy(a.frames[f], r.frames[f].data(), r.frames[f].size());
+    a.frame_len[f] = static_cast<std::uint16_t>(r.frames[f].size());
+  }
+  std::copy(r.slots.begin(), r.slots.end(), a.slots);
+  if (rte_pktmbuf_alloc_bulk(g_pool, a.pkts, Pipeline::kBurst) != 0) {
     std::fprintf(stderr, "no mbufs\n");
     std::exit(1);
   }
   // Each burst position starts at its own offset so that positions sharing
   // a flow space do not send the same flow together.
-  std::vector<std::uint32_t> flow(Pipeline::kBurst);
   for (std::uint16_t i = 0; i < Pipeline::kBurst; ++i)
-    flow[i] = static_cast<std::uint32_t>((std::uint64_t{r.slots[i].flows} * i) / Pipeline::kBurst);
+    a.flow[i] =
+        static_cast<std::uint32_t>((std::uint64_t{a.slots[i].flows} * i) / Pipeline::kBurst);
   for (std::uint64_t i = 0; i < warm / Pipeline::kBurst + 1000; ++i) {
-    refill(pkts, r, flow);
-    per_burst(pkts);
+    refill(a);
+    per_burst(a.pkts);
   }
   // Timed in chunks of 64 bursts (tens of microseconds); the result is the
   // median chunk. On a shared machine a chunk that the scheduler preempted
@@ -267,17 +300,44 @@ double measure(const Row &r, double seconds, std::uint64_t warm, Fn &&per_burst)
   while (now - start < budget) {
     const std::uint64_t t0 = now;
     for (int k = 0; k < kChunkBursts; ++k) {
-      refill(pkts, r, flow);
-      per_burst(pkts);
+      refill(a);
+      per_burst(a.pkts);
     }
     now = rte_rdtsc();
     if (chunks.size() < chunks.capacity())
       chunks.push_back(now - t0);
   }
-  rte_pktmbuf_free_bulk(pkts, Pipeline::kBurst);
+  rte_pktmbuf_free_bulk(a.pkts, Pipeline::kBurst);
   std::nth_element(chunks.begin(), chunks.begin() + chunks.size() / 2, chunks.end());
   return static_cast<double>(chunks[chunks.size() / 2]) /
          static_cast<double>(kChunkBursts * Pipeline::kBurst);
+}
+
+// The mbuf pool, laid out as on hugepages. Under --no-huge the EAL's memory
+// is in 4 KiB pages, and a pool whose objects must be IOVA-contiguous (what
+// rte_pktmbuf_pool_create asks for) puts each 2.3 KiB mbuf alone in a page:
+// every burst's 32 packets then start at the same page offset, share the
+// same few L1 sets (32 lines for 12 ways) and miss there on every touch,
+// by an amount that shifts with what else lands in those sets. Nothing
+// here does DMA, so the objects may cross pages and lie packed, as they do
+// on a gateway's hugepages.
+rte_mempool *make_pool(unsigned n) {
+  rte_pktmbuf_pool_private priv{};
+  priv.mbuf_data_room_size = RTE_MBUF_DEFAULT_BUF_SIZE;
+  rte_mempool *mp =
+      rte_mempool_create_empty("bench", n, sizeof(rte_mbuf) + RTE_MBUF_DEFAULT_BUF_SIZE, 0,
+                               sizeof priv, SOCKET_ID_ANY, RTE_MEMPOOL_F_NO_IOVA_CONTIG);
+  if (mp == nullptr || rte_mempool_set_ops_byname(mp, rte_mbuf_best_mempool_ops(), nullptr) != 0) {
+    std::fprintf(stderr, "cannot create the mbuf pool: %s\n", rte_strerror(rte_errno));
+    std::exit(1);
+  }
+  rte_pktmbuf_pool_init(mp, &priv);
+  if (rte_mempool_populate_default(mp) < 0) {
+    std::fprintf(stderr, "cannot populate the mbuf pool: %s\n", rte_strerror(rte_errno));
+    std::exit(1);
+  }
+  rte_mempool_obj_iter(mp, rte_pktmbuf_init, nullptr);
+  return mp;
 }
 
 std::vector<Slot> same(std::uint32_t frame, std::uint32_t flows, std::uint32_t src_off) {
@@ -309,7 +369,7 @@ int main(int argc, char **argv) {
     std::printf("SKIP: EAL cannot initialise: %s\n", rte_strerror(rte_errno));
     return 77;
   }
-  g_pool = rte_pktmbuf_pool_create("bench", 1024, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+  g_pool = make_pool(1024);
   Tables tables = make_tables();
   PortResolver resolve = [&](const std::string &name) -> std::optional<DeviceInfo> {
     for (std::size_t i = 0; i < tables.node.ports.size(); ++i) {
@@ -320,7 +380,8 @@ int main(int argc, char **argv) {
   };
   const std::uint64_t hz = rte_get_tsc_hz();
   auto snap = build_snapshot(tables, resolve, nullptr, hz);
-  Verdict verdicts[Pipeline::kBurst];
+  auto arena = std::make_unique<Arena>();
+  Verdict *verdicts = arena->verdicts;
   const VrfEntry *vrf = snap->vrf(1);
 
   const std::uint32_t client = (198u << 24) + (51u << 16) + (100u << 8);
@@ -413,12 +474,12 @@ int main(int argc, char **argv) {
     for (Row &r : rows) {
       double cycles;
       if (r.copy_only) {
-        cycles = measure(r, seconds, 0, [&](rte_mbuf **pkts) {
+        cycles = measure(*arena, r, seconds, 0, [&](rte_mbuf **pkts) {
           // Keeps the copy from being optimised away.
           verdicts[0].port = static_cast<std::uint16_t>(pkts[0]->data_len);
         });
       } else if (r.baseline) {
-        cycles = measure(r, seconds, 0, [&](rte_mbuf **pkts) {
+        cycles = measure(*arena, r, seconds, 0, [&](rte_mbuf **pkts) {
           for (std::uint16_t i = 0; i < Pipeline::kBurst; ++i) {
             auto *d = rte_pktmbuf_mtod(pkts[i], std::uint8_t *);
             std::uint32_t dst;
@@ -441,12 +502,12 @@ int main(int argc, char **argv) {
         auto flows = std::make_unique<FlowTable>(r.flow_capacity);
         Pipeline pipeline(*flows, *counters);
         std::uint64_t not_forwarded = 0;
-        cycles = measure(r, seconds, r.warm_flows, [&](rte_mbuf **pkts) {
+        cycles = measure(*arena, r, seconds, r.warm_flows, [&](rte_mbuf **pkts) {
           const std::uint64_t now = rte_rdtsc();
           pipeline.process(*snap, in, pkts, Pipeline::kBurst, now, verdicts);
           pipeline.maintain(*snap, now);
-          for (const Verdict &v : verdicts)
-            not_forwarded += v.action != Action::kForward;
+          for (std::uint16_t i = 0; i < Pipeline::kBurst; ++i)
+            not_forwarded += verdicts[i].action != Action::kForward;
         });
         r.not_forwarded += not_forwarded;
       }
