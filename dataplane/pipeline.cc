@@ -101,9 +101,26 @@ struct Pipeline::Pkt {
   std::uint32_t vrf = 0;
   std::uint32_t hash = 0;  // kBalance: flow hash of key (stage 2)
   const ServiceEntry *svc = nullptr;
+  const VrfEntry *vrf_entry = nullptr;  // kRoute: FibSnapshot::vrf(vrf)
   const RouteAction *action = nullptr;  // kRoute, after the LPM stage: null = no route
   FlowKey4 packed;  // kBalance: the flow key, reduced by the service's hash flags, packed
   Frame f;
+};
+
+// What the packets of one burst share while it is processed: counters
+// gathered for the burst, and the last VNI mapped (the packets of a burst
+// mostly come through one tunnel). The snapshot does not change within a
+// burst.
+struct Pipeline::Burst {
+  Burst(WorkerCounters &c, std::uint32_t vrf, const VrfEntry *entry)
+      : rx(c.vrf_rx), tx(c.vrf_tx), port_vrf(vrf), port_vrf_entry(entry) {}
+  Tally rx;                 // vrf_rx
+  Tally tx;                 // vrf_tx
+  std::uint32_t vni = ~0u;  // no VNI is wider than 24 bits
+  std::uint32_t vni_vrf = 0;
+  const VrfEntry *vni_vrf_entry = nullptr;
+  std::uint32_t port_vrf;  // the VRF of a tenant port
+  const VrfEntry *port_vrf_entry;
 };
 
 Pipeline::Pipeline(FlowTable &flows, WorkerCounters &counters)
@@ -245,26 +262,18 @@ template <PortRole R>
 void Pipeline::run(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf **pkts, std::uint16_t n,
                    std::uint64_t now, Verdict *out) {
   Pkt *ps = scratch_.get();
+  const std::uint32_t port_vrf = snap.ports[in_port].vrf;
+  Burst b(counters_, port_vrf, snap.vrf(port_vrf));
   for (std::uint16_t i = 0; i < n && i < kPrefetch; ++i) {
     rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
   }
   std::uint16_t i = 0;
-  // Four packets per iteration, headers of the packets kPrefetch ahead
-  // already on their way to the cache.
-  for (; i + 4 <= n; i += 4) {
-    for (std::uint16_t j = i + kPrefetch; j < i + kPrefetch + 4 && j < n; ++j) {
-      rte_prefetch0(rte_pktmbuf_mtod(pkts[j], void *));
-    }
-    for (std::uint16_t j = i; j < i + 4; ++j) {
-      ps[j].stage = Pkt::Stage::kDone;
-      out[j] = handle<R>(snap, in_port, pkts[j], ps[j]);
-    }
-  }
+  // The headers of the packet kPrefetch ahead on their way to the cache.
   for (; i < n; ++i) {
     if (i + kPrefetch < n)
       rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kPrefetch], void *));
     ps[i].stage = Pkt::Stage::kDone;
-    out[i] = handle<R>(snap, in_port, pkts[i], ps[i]);
+    out[i] = handle<R>(snap, in_port, pkts[i], ps[i], b);
   }
 
   // The LPM for routed packets, then every flow hash of the burst (keys of
@@ -298,7 +307,7 @@ void Pipeline::run(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf **pk
       lane_pkt[lanes++] = i;
       balanced = true;
     } else if (p.stage == Pkt::Stage::kRoute) {
-      const VrfEntry *v = snap.vrf(p.vrf);
+      const VrfEntry *v = p.vrf_entry;
       std::uint32_t nh = 0;
       p.action = nullptr;
       p.sport = 0;
@@ -328,10 +337,12 @@ void Pipeline::run(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf **pk
   for (i = 0; i < n; ++i) {
     Pkt &p = ps[i];
     if (p.stage == Pkt::Stage::kBalance)
-      out[i] = balance(snap, pkts[i], p, now);
+      out[i] = balance(snap, pkts[i], p, now, b);
     else if (p.stage == Pkt::Stage::kRoute)
-      out[i] = route(snap, pkts[i], p);
+      out[i] = route(snap, pkts[i], p, b);
   }
+  b.rx.flush();
+  b.tx.flush();
   if (balanced)
     counters_.flow_entries.set(flows_.size());
 }
@@ -345,7 +356,8 @@ void Pipeline::maintain(const FibSnapshot &snap, std::uint64_t now) {
 
 template <PortRole R>
 [[gnu::always_inline]] inline Verdict Pipeline::handle(const FibSnapshot &snap,
-                                                       std::uint16_t in_port, rte_mbuf *m, Pkt &p) {
+                                                       std::uint16_t in_port, rte_mbuf *m, Pkt &p,
+                                                       Burst &b) {
   if (m->nb_segs > 1 && rte_pktmbuf_linearize(m) != 0) {
     return drop(STRATUS_DROP_MALFORMED_ETHERNET);
   }
@@ -375,19 +387,18 @@ template <PortRole R>
       if (f.ip.total - f.ip.hlen < 8)
         return drop(STRATUS_DROP_MALFORMED_L4);
       if (rd16_raw(f.ip.hdr + f.ip.hlen + 2) == snap.vxlan_port_be) {
-        return decap(snap, m, p);
+        return decap(snap, m, p, b);
       }
     }
     // Plain underlay traffic: only the addresses of underlay VIPs (any
     // protocol, any port) are ours; the rest belongs to the host.
-    const VipRef *vip = snap.vips.find(vip_key(kUnderlayVrf, f.ip.dst));
+    const VipRef *vip = snap.find_vip(kUnderlayVrf, f.ip.dst);
     if (vip == nullptr)
       return Verdict{Action::kPass, 0, kNoPort};
-    return overlay(snap, p, kUnderlayVrf, vip);
+    return overlay(snap, p, kUnderlayVrf, nullptr, vip);
   } else {
-    std::uint32_t vrf = snap.ports[in_port].vrf;
-    counters_.vrf_rx[vrf].add(f.len);
-    return overlay(snap, p, vrf, snap.vips.find(vip_key(vrf, f.ip.dst)));
+    b.rx.add(b.port_vrf, f.len);
+    return overlay(snap, p, b.port_vrf, b.port_vrf_entry, snap.find_vip(b.port_vrf, f.ip.dst));
   }
 }
 
@@ -440,8 +451,8 @@ Verdict Pipeline::arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *
 }
 
 // p.f holds the outer packet; it becomes the inner one.
-[[gnu::always_inline]] inline Verdict Pipeline::decap(const FibSnapshot &snap, rte_mbuf *m,
-                                                      Pkt &p) {
+[[gnu::always_inline]] inline Verdict Pipeline::decap(const FibSnapshot &snap, rte_mbuf *m, Pkt &p,
+                                                      Burst &b) {
   std::uint8_t *udp = p.f.ip.hdr + p.f.ip.hlen;
   std::uint32_t avail = p.f.ip.total - p.f.ip.hlen;
   if (avail < 16)
@@ -451,9 +462,15 @@ Verdict Pipeline::arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *
     return drop(STRATUS_DROP_MALFORMED_VXLAN);
   // Bytes 4..6 of the header, read as one word with the reserved byte 7.
   std::uint32_t vni = rte_be_to_cpu_32(rd32_raw(vx + 4)) >> 8;
-  const std::uint32_t *vrf = snap.vni_to_vrf.find(vni);
-  if (vrf == nullptr)
-    return drop(STRATUS_DROP_UNKNOWN_VNI);
+  if (vni != b.vni) {
+    const std::uint32_t *vrf = snap.vni_to_vrf.find(vni);
+    if (vrf == nullptr)
+      return drop(STRATUS_DROP_UNKNOWN_VNI);
+    b.vni = vni;
+    b.vni_vrf = *vrf;
+    b.vni_vrf_entry = snap.vrf(*vrf);
+  }
+  const std::uint32_t vrf = b.vni_vrf;
 
   std::uint8_t *base = rte_pktmbuf_mtod(m, std::uint8_t *);
   std::uint8_t *inner = udp + 16;
@@ -469,12 +486,13 @@ Verdict Pipeline::arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *
     return drop(static_cast<stratus_drop_reason>(r));
   }
   f.len = kEthLen + f.ip.total;
-  counters_.vrf_rx[*vrf].add(f.len);
-  return overlay(snap, p, *vrf, snap.vips.find(vip_key(*vrf, f.ip.dst)));
+  b.rx.add(vrf, f.len);
+  return overlay(snap, p, vrf, b.vni_vrf_entry, snap.find_vip(vrf, f.ip.dst));
 }
 
 [[gnu::always_inline]] inline Verdict Pipeline::overlay(const FibSnapshot &snap, Pkt &p,
-                                                        std::uint32_t vrf, const VipRef *vip) {
+                                                        std::uint32_t vrf, const VrfEntry *entry,
+                                                        const VipRef *vip) {
   Ip4 &ip = p.f.ip;
   if (std::uint8_t r = parse_l4(ip); r != kNoDrop)
     return drop(static_cast<stratus_drop_reason>(r));
@@ -520,6 +538,7 @@ Verdict Pipeline::arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *
     return Verdict{Action::kPass, 0, kNoPort};
   p.stage = Pkt::Stage::kRoute;
   p.vrf = vrf;
+  p.vrf_entry = entry;
   return Verdict{};
 }
 
@@ -552,7 +571,7 @@ Verdict Pipeline::arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *
 }
 
 [[gnu::always_inline]] inline Verdict Pipeline::balance(const FibSnapshot &snap, rte_mbuf *m,
-                                                        Pkt &p, std::uint64_t now) {
+                                                        Pkt &p, std::uint64_t now, Burst &b) {
   const ServiceEntry &svc = *p.svc;
   Frame &f = p.f;
   const bool record = p.record;
@@ -618,13 +637,13 @@ Verdict Pipeline::arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *
       sc.new_flows.inc();
       bc.new_flows.inc();
     }
-    counters_.vrf_tx[p.vrf].add(f.len);
+    b.tx.add(p.vrf, f.len);
   }
   return v;
 }
 
-[[gnu::always_inline]] inline Verdict Pipeline::route(const FibSnapshot &snap, rte_mbuf *m,
-                                                      Pkt &p) {
+[[gnu::always_inline]] inline Verdict Pipeline::route(const FibSnapshot &snap, rte_mbuf *m, Pkt &p,
+                                                      Burst &b) {
   if (p.action == nullptr)
     return drop(STRATUS_DROP_NO_ROUTE);
   const RouteAction &a = *p.action;
@@ -652,49 +671,59 @@ Verdict Pipeline::arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *
       rte_pktmbuf_trim(m, static_cast<std::uint16_t>(tail));
     if (f.off != 0)
       rte_pktmbuf_adj(m, static_cast<std::uint16_t>(f.off));
-    counters_.vrf_tx[p.vrf].add(f.len);
+    b.tx.add(p.vrf, f.len);
     return Verdict{Action::kForward, 0, a.out_port};
   }
   Verdict out = encapsulate(snap, m, f, a.encap, p.sport);
   if (out.action == Action::kForward)
-    counters_.vrf_tx[p.vrf].add(f.len);
+    b.tx.add(p.vrf, f.len);
   return out;
+}
+
+template <EncapKind K>
+[[gnu::always_inline]] inline Verdict Pipeline::encapsulate_as(const FibSnapshot &snap, rte_mbuf *m,
+                                                               const Frame &f,
+                                                               const EncapTemplate &tpl,
+                                                               std::uint16_t sport) {
+  constexpr bool kVxlan = K == EncapKind::kVxlan;
+  // VXLAN carries the whole inner frame, IPIP only its IP packet.
+  constexpr std::uint32_t hdr_len = kVxlan ? kVxlanHeaderLen : kIpipHeaderLen;
+  const std::uint32_t inner_off = kVxlan ? f.off : f.off + kEthLen;
+  const std::uint32_t inner_len = kVxlan ? f.len : f.ip.total;
+  if (hdr_len - kEthLen + inner_len > snap.underlay_mtu)
+    return drop(STRATUS_DROP_MTU_EXCEEDED);
+  if (kVxlan && sport == 0)
+    sport = vxlan_sport(f.ip, snap.hash_seed);
+
+  // What the header is made of, read before it is written: the compiler
+  // must assume that byte stores into the packet may change any of it.
+  const std::uint16_t out_port = tpl.out_port;
+  const std::uint32_t ip_sum = tpl.ip_sum;
+  const std::uint8_t tos = f.ip.hdr[1];
+  // The new frame is [outer header][inner]: cut the tail, move the start.
+  // The mbuf is one segment (handle() linearised it), so this is what
+  // trim + adj + prepend would do, without their checks one by one.
+  const std::uint32_t data_off = m->data_off;
+  if (data_off + inner_off < hdr_len)
+    return drop(STRATUS_DROP_TX_FAILED);  // no headroom for the outer header
+  m->data_off = static_cast<std::uint16_t>(data_off + inner_off - hdr_len);
+  m->data_len = static_cast<std::uint16_t>(hdr_len + inner_len);
+  m->pkt_len = hdr_len + inner_len;
+  auto *hdr = rte_pktmbuf_mtod(m, std::uint8_t *);
+  // A constant size: a copy of a run-time length costs a `rep movs`.
+  std::memcpy(hdr, tpl.hdr.data(), hdr_len);
+  finish_encap<K>(ip_sum, hdr, inner_len, tos, sport);
+  return Verdict{Action::kForward, 0, out_port};
 }
 
 [[gnu::always_inline]] inline Verdict Pipeline::encapsulate(const FibSnapshot &snap, rte_mbuf *m,
                                                             const Frame &f,
                                                             const EncapTemplate &tpl,
                                                             std::uint16_t sport) {
-  // VXLAN carries the whole inner frame, IPIP only its IP packet.
-  std::uint32_t inner_off = f.off;
-  std::uint32_t inner_len = f.len;
-  std::uint32_t hdr_len = kVxlanHeaderLen;
-  if (tpl.kind == EncapKind::kIpip) {
-    inner_off += kEthLen;
-    inner_len = f.ip.total;
-    hdr_len = kIpipHeaderLen;
-  }
-  if (hdr_len - kEthLen + inner_len > snap.underlay_mtu)
-    return drop(STRATUS_DROP_MTU_EXCEEDED);
-  if (tpl.kind == EncapKind::kVxlan && sport == 0)
-    sport = vxlan_sport(f.ip, snap.hash_seed);
-
-  // The new frame is [outer header][inner]: cut the tail, move the start.
-  // The mbuf is one segment (handle() linearised it), so this is what
-  // trim + adj + prepend would do, without their checks one by one.
-  if (m->data_off + inner_off < hdr_len)
-    return drop(STRATUS_DROP_TX_FAILED);  // no headroom for the outer header
-  m->data_off = static_cast<std::uint16_t>(m->data_off + inner_off - hdr_len);
-  m->data_len = static_cast<std::uint16_t>(hdr_len + inner_len);
-  m->pkt_len = hdr_len + inner_len;
-  auto *hdr = rte_pktmbuf_mtod(m, std::uint8_t *);
-  // Constant sizes: a copy of a run-time length costs a `rep movs`.
+  // Every template the snapshot builds is VXLAN or IPIP.
   if (tpl.kind == EncapKind::kVxlan)
-    std::memcpy(hdr, tpl.hdr.data(), kVxlanHeaderLen);
-  else
-    std::memcpy(hdr, tpl.hdr.data(), kIpipHeaderLen);
-  finish_encap(tpl, hdr, inner_len, f.ip.hdr[1], sport);
-  return Verdict{Action::kForward, 0, tpl.out_port};
+    return encapsulate_as<EncapKind::kVxlan>(snap, m, f, tpl, sport);
+  return encapsulate_as<EncapKind::kIpip>(snap, m, f, tpl, sport);
 }
 
 }  // namespace stratus::dpdk

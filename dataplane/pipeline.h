@@ -52,6 +52,7 @@ class Pipeline {
   struct Ip4;
   struct Frame;
   struct Pkt;
+  struct Burst;
 
   template <PortRole R>
   void run(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf **pkts, std::uint16_t n,
@@ -59,19 +60,24 @@ class Pipeline {
   // Stage 1 of a packet: parse and classify. Either decides the verdict, or
   // leaves the packet for the load balancer or the route stage (p.stage).
   template <PortRole R>
-  Verdict handle(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *m, Pkt &p);
+  Verdict handle(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *m, Pkt &p, Burst &b);
   Verdict arp(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf *m);
-  Verdict decap(const FibSnapshot &snap, rte_mbuf *m, Pkt &p);
-  Verdict overlay(const FibSnapshot &snap, Pkt &p, std::uint32_t vrf, const VipRef *vip);
+  Verdict decap(const FibSnapshot &snap, rte_mbuf *m, Pkt &p, Burst &b);
+  // `entry`: snap.vrf(vrf), looked up once per burst by the callers.
+  Verdict overlay(const FibSnapshot &snap, Pkt &p, std::uint32_t vrf, const VrfEntry *entry,
+                  const VipRef *vip);
   // Leaves the packet for the load balancer with the flow (src, dst, vrf,
   // ports, proto), all as on the wire; record: false for an ICMP error.
   Verdict defer_balance(Pkt &p, const ServiceEntry &svc, std::uint32_t src, std::uint32_t dst,
                         std::uint32_t vrf, std::uint32_t ports, std::uint8_t proto, bool record);
   // Last stage: the connection table, Maglev, the route; in packet order.
-  Verdict balance(const FibSnapshot &snap, rte_mbuf *m, Pkt &p, std::uint64_t now);
-  Verdict route(const FibSnapshot &snap, rte_mbuf *m, Pkt &p);
+  Verdict balance(const FibSnapshot &snap, rte_mbuf *m, Pkt &p, std::uint64_t now, Burst &b);
+  Verdict route(const FibSnapshot &snap, rte_mbuf *m, Pkt &p, Burst &b);
   Verdict encapsulate(const FibSnapshot &snap, rte_mbuf *m, const Frame &f,
                       const EncapTemplate &tpl, std::uint16_t sport);
+  template <EncapKind K>
+  Verdict encapsulate_as(const FibSnapshot &snap, rte_mbuf *m, const Frame &f,
+                         const EncapTemplate &tpl, std::uint16_t sport);
   Verdict drop(stratus_drop_reason r) {
     counters_.drop(r);
     return Verdict{Action::kDrop, static_cast<std::uint8_t>(r), kNoPort};

@@ -309,6 +309,8 @@ std::unique_ptr<FibSnapshot> build_snapshot(const Tables &t, const PortResolver 
     s.vip_services.insert(s.vip_services.end(), list.begin(), list.end());
   }
   s.vips.build(vips);
+  for (const auto &v : vips)
+    s.vip_filter.add(v.first);
   return snap;
 }
 

@@ -1,11 +1,14 @@
 // DPDK-specific pipeline behaviour that the shared fixtures leave out
 // (docs/packet-behaviour.md §7): ARP for the VTEP addresses, port_down,
-// counters, flow expiry, burst processing, and snapshot sharing. Frames come
+// counters, flow expiry, burst processing, snapshot sharing and the VIP
+// filter. Frames come
 // from the fixture file where one fits, so no expected byte is derived from
 // the code under test.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <set>
 #include <variant>
 
 #include "dataplane/dpdk.h"
@@ -258,7 +261,8 @@ TEST(Pipeline, FlowLimitFromNodeTable) {
 }
 
 // One burst holding every single-packet case gives each case's own result:
-// the four-at-a-time loop and its tail behave like single packets.
+// packets that share a burst (its VRF counters, its stages) behave like
+// single packets.
 TEST(Pipeline, BurstMatchesSinglePackets) {
   std::vector<const fixtures::PacketStep *> steps;
   for (const auto &c : fx().cases) {
@@ -290,6 +294,91 @@ TEST(Pipeline, BurstMatchesSinglePackets) {
       EXPECT_EQ(outs[i].drop_reason, steps[i]->drop_reason);
     }
   }
+}
+
+// Every underlay packet of the fixtures (tunnels of several VNIs, unknown
+// VNIs, VIPs, malformed packets and packets for the host interleaved) in
+// bursts, then again in reverse order: each packet gets what it gets when
+// sent alone after the same packets, a single-packet case gets its case's
+// result, and every counter ends where sending the packets one by one
+// leaves it. A burst remembers the last VNI it mapped and gathers VRF
+// counters per run of packets; neither may leak from one packet to the
+// next.
+TEST(Pipeline, UnderlayBurstMatchesSinglePackets) {
+  struct Sent {
+    const fixtures::PacketStep *step;
+    bool alone;  // the whole of a single-packet case
+  };
+  std::vector<Sent> sent;
+  std::set<std::uint32_t> vnis;
+  for (const auto &c : fx().cases) {
+    if (c.tables != "gw")
+      continue;
+    for (const auto &step : c.steps) {
+      const auto *s = std::get_if<fixtures::PacketStep>(&step);
+      if (s == nullptr || s->in_port != "ul0")
+        continue;
+      sent.push_back({s, c.steps.size() == 1});
+      const auto &in = s->input;
+      if (in.size() >= 50 && in[23] == IPPROTO_UDP && in[36] == 0x12 && in[37] == 0xb5)
+        vnis.insert(std::uint32_t{in[46]} << 16 | std::uint32_t{in[47]} << 8 | in[48]);
+    }
+  }
+  ASSERT_GE(sent.size(), 2u * Pipeline::kBurst);
+  ASSERT_GE(vnis.size(), 3u) << "the mix crosses tunnels: known, other and unknown VNIs";
+  sent.insert(sent.end(), sent.rbegin(), sent.rend());
+
+  Harness burst;
+  burst.install(gw());
+  Harness single;
+  single.install(gw());
+  for (std::size_t first = 0; first < sent.size(); first += Pipeline::kBurst) {
+    const std::size_t n = std::min<std::size_t>(Pipeline::kBurst, sent.size() - first);
+    std::vector<std::vector<std::uint8_t>> frames;
+    for (std::size_t i = first; i < first + n; ++i)
+      frames.push_back(sent[i].step->input);
+    auto outs = burst.send_burst("ul0", frames);
+    ASSERT_EQ(outs.size(), n);
+    for (std::size_t k = 0; k < n; ++k) {
+      const fixtures::PacketStep &step = *sent[first + k].step;
+      SCOPED_TRACE("packet " + std::to_string(first + k));
+      Output one = single.send("ul0", frames[k]);
+      EXPECT_EQ(outs[k].verdict.action, one.verdict.action);
+      EXPECT_EQ(outs[k].drop_reason, one.drop_reason);
+      EXPECT_EQ(fixtures::hex(outs[k].bytes), fixtures::hex(one.bytes));
+      if (!sent[first + k].alone)
+        continue;
+      EXPECT_EQ(fixtures::verdict_name(step.verdict),
+                outs[k].verdict.action == Action::kForward ? "forward"
+                : outs[k].verdict.action == Action::kPass  ? "pass"
+                                                           : "drop");
+      if (step.verdict == fixtures::Verdict::kForward) {
+        EXPECT_EQ(fixtures::hex(outs[k].bytes), fixtures::hex(step.output));
+      } else if (step.verdict == fixtures::Verdict::kDrop) {
+        EXPECT_EQ(outs[k].drop_reason, step.drop_reason);
+      }
+    }
+  }
+  const WorkerCounters &a = burst.counters();
+  const WorkerCounters &b = single.counters();
+  std::uint64_t vrf_packets = 0;
+  for (std::uint32_t v = 0; v < kMaxVrfs; ++v) {
+    SCOPED_TRACE("VRF " + std::to_string(v));
+    EXPECT_EQ(a.vrf_rx[v].packets.get(), b.vrf_rx[v].packets.get());
+    EXPECT_EQ(a.vrf_rx[v].bytes.get(), b.vrf_rx[v].bytes.get());
+    EXPECT_EQ(a.vrf_tx[v].packets.get(), b.vrf_tx[v].packets.get());
+    EXPECT_EQ(a.vrf_tx[v].bytes.get(), b.vrf_tx[v].bytes.get());
+    vrf_packets += a.vrf_rx[v].packets.get();
+  }
+  EXPECT_GT(vrf_packets, 0u) << "some cases reach a tenant VRF";
+  for (std::uint32_t r = 0; r < kDropReasonCount; ++r)
+    EXPECT_EQ(a.drops[r].get(), b.drops[r].get()) << "drop reason " << r;
+  for (std::uint32_t id = 0; id < 64; ++id) {
+    EXPECT_EQ(a.services[id].fwd.packets.get(), b.services[id].fwd.packets.get()) << id;
+    EXPECT_EQ(a.backends[id].fwd.packets.get(), b.backends[id].fwd.packets.get()) << id;
+  }
+  EXPECT_EQ(a.flow_hits.get(), b.flow_hits.get());
+  EXPECT_EQ(a.flow_misses.get(), b.flow_misses.get());
 }
 
 // The fast path never touches the heap: every single-packet fixture case
@@ -332,6 +421,32 @@ TEST(Pipeline, ProcessDoesNotAllocate) {
   }
   EXPECT_GT(packets, 50u);
   EXPECT_EQ(allocations, 0u);
+}
+
+// The VIP filter may say yes to a key it was not given, never no to one it
+// was: every VIP of the tables is found through it.
+TEST(Snapshot, VipFilterKeepsEveryKey) {
+  VipFilter filter;
+  std::uint64_t x = 0x9e3779b97f4a7c15ull;
+  std::vector<std::uint64_t> keys;
+  for (int i = 0; i < 2000; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    keys.push_back(vip_key(static_cast<std::uint32_t>(x >> 52), static_cast<std::uint32_t>(x)));
+    filter.add(keys.back());
+  }
+  for (std::uint64_t k : keys)
+    EXPECT_TRUE(filter.may_contain(k)) << k;
+
+  Tables t = gw();
+  auto snap = build_snapshot(t, index_resolver(t), nullptr, kTicksPerSecond);
+  ASSERT_FALSE(t.services.empty());
+  for (const Service &svc : t.services) {
+    if (svc.vip.is_v4()) {
+      EXPECT_NE(snap->find_vip(svc.vrf, svc.vip.v4_be()), nullptr) << svc.name;
+    }
+  }
 }
 
 TEST(Snapshot, UnchangedPiecesAreSharedWithThePrevious) {
