@@ -15,34 +15,15 @@ namespace stratus::config {
 
 namespace {
 
-// Hands out ids from `first` upward: ids from the previous tables first (for
-// keys that still exist), then the lowest free ids in config order. Hashed
-// keys and a bitmap of used ids: a node has up to 262144 backends.
-class IdAllocator {
+// The ids in use, as a bitmap (a node has up to 262144 backends), handing
+// out the lowest free one from `first` upward.
+class UsedIds {
  public:
-  IdAllocator(std::uint32_t first, std::unordered_map<std::string, std::uint32_t> previous)
-      : next_(first), previous_(std::move(previous)) {}
+  explicit UsedIds(std::uint32_t first = 0) : first_(first), next_(first) {}
 
-  // Call keep() for every current key before any fresh().
-  void keep(const std::string &key) {
-    auto it = previous_.find(key);
-    if (it != previous_.end() && it->second >= next_ && mark_used(it->second))
-      assigned_.emplace(key, it->second);
-  }
-  std::uint32_t id(const std::string &key) {
-    auto it = assigned_.find(key);
-    if (it != assigned_.end())
-      return it->second;
-    while (next_ < used_.size() && used_[next_])
-      ++next_;
-    mark_used(next_);
-    assigned_.emplace(key, next_);
-    return next_;
-  }
-
- private:
-  // False when `id` was used already.
-  bool mark_used(std::uint32_t id) {
+  std::uint32_t first() const { return first_; }
+  // Marks `id` used; false when it was used already.
+  bool mark(std::uint32_t id) {
     if (id >= used_.size())
       used_.resize(std::max<std::size_t>(id + 1, used_.size() * 2), false);
     if (used_[id])
@@ -50,11 +31,46 @@ class IdAllocator {
     used_[id] = true;
     return true;
   }
+  // The lowest free id, now used.
+  std::uint32_t take() {
+    while (next_ < used_.size() && used_[next_])
+      ++next_;
+    mark(next_);
+    return next_;
+  }
 
+ private:
+  std::uint32_t first_;
   std::uint32_t next_;  // no free id below this one
+  std::vector<bool> used_;
+};
+
+// Hands out ids from `first` upward: ids from the previous tables first (for
+// keys that still exist), then the lowest free ids in config order.
+class IdAllocator {
+ public:
+  IdAllocator(std::uint32_t first, std::unordered_map<std::string, std::uint32_t> previous)
+      : used_(first), previous_(std::move(previous)) {}
+
+  // Call keep() for every current key before any id().
+  void keep(const std::string &key) {
+    auto it = previous_.find(key);
+    if (it != previous_.end() && it->second >= used_.first() && used_.mark(it->second))
+      assigned_.emplace(key, it->second);
+  }
+  std::uint32_t id(const std::string &key) {
+    auto it = assigned_.find(key);
+    if (it != assigned_.end())
+      return it->second;
+    std::uint32_t id = used_.take();
+    assigned_.emplace(key, id);
+    return id;
+  }
+
+ private:
+  UsedIds used_;
   std::unordered_map<std::string, std::uint32_t> previous_;
   std::unordered_map<std::string, std::uint32_t> assigned_;
-  std::vector<bool> used_;
 };
 
 // Backend ids: a backend keeps its id when its service had a backend of the
@@ -80,40 +96,26 @@ class BackendIds {
             by_name.emplace(b.name, b.id);
         }
         auto it = by_name.find(name);
-        if (it != by_name.end() && mark_used(it->second))
+        if (it != by_name.end() && used_.mark(it->second))
           ids[i] = it->second;
         continue;
       }
-      if (mark_used(hit->id))
+      if (used_.mark(hit->id))
         ids[i] = hit->id;
     }
   }
   // Service number `service` (in keep() order), backend index `i`.
   std::uint32_t id(std::size_t service, std::size_t i) {
     std::uint32_t &id = kept_[service][i];
-    if (id != kNone)
-      return id;
-    while (next_ < used_.size() && used_[next_])
-      ++next_;
-    mark_used(next_);
-    id = next_;
+    if (id == kNone)
+      id = used_.take();
     return id;
   }
 
  private:
   static constexpr std::uint32_t kNone = UINT32_MAX;
-  bool mark_used(std::uint32_t id) {
-    if (id >= used_.size())
-      used_.resize(std::max<std::size_t>(id + 1, used_.size() * 2), false);
-    if (used_[id])
-      return false;
-    used_[id] = true;
-    return true;
-  }
-
   std::vector<std::vector<std::uint32_t>> kept_;
-  std::vector<bool> used_;
-  std::uint32_t next_ = 0;
+  UsedIds used_;
 };
 
 // The previous Maglev table of a service is still right when its inputs are
