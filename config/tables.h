@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace stratus {
@@ -304,6 +305,23 @@ bool nexthop_less(const NextHop &a, const NextHop &b);
 bool vrf_less(const Vrf &a, const Vrf &b);
 bool route_less(const Route &a, const Route &b);
 bool service_less(const Service &a, const Service &b);
+
+// The keys that routes and services are sorted by (route_less, service_less).
+inline std::pair<std::uint32_t, IpPrefix> route_key_of(const Route &r) {
+  return {r.vrf, r.prefix};
+}
+inline std::uint32_t service_key_of(const Service &s) {
+  return s.id;
+}
+
+// The entry of a canonical table (strictly sorted by `key_of`) whose key is
+// `key`, or nullptr: a binary search.
+template <typename T, typename Key, typename KeyOf>
+const T *find_canonical(const std::vector<T> &table, const Key &key, KeyOf key_of) {
+  auto it = std::lower_bound(table.begin(), table.end(), key,
+                             [&](const T &x, const Key &k) { return key_of(x) < k; });
+  return it != table.end() && key_of(*it) == key ? &*it : nullptr;
+}
 
 // Walks two tables strictly sorted by `less` in step, in key order:
 // removed(a) for an entry only in `from`, added(b) for one only in `to`,

@@ -264,7 +264,7 @@ int XdpLoader::conn_table_fd(std::uint32_t cpu) const {
   return bpf_map_get_fd_by_id(id);
 }
 
-static std::uint32_t conn_table_sets(int table) {
+std::uint32_t XdpLoader::conn_table_sets(int table) {
   bpf_map_info info{};
   __u32 len = sizeof info;
   if (bpf_obj_get_info_by_fd(table, &info, &len) != 0)

@@ -76,6 +76,8 @@ class XdpLoader {
   // A table's capacity: sets (a power of two) x STRATUS_CONN_WAYS, the
   // smallest such at least the configured flows.max_entries.
   std::uint32_t conn_table_entries() const;
+  // The sets of connection table `table` (a power of two), 0 if unknown.
+  static std::uint32_t conn_table_sets(int table);
 
  private:
   void ensure_conn_tables(std::uint32_t entries);

@@ -433,12 +433,18 @@ struct Delta {
   std::vector<const Service *> old_services;
 };
 
+// Whether `prev` and `next` agree on what every route and backend value
+// depends on (node, next hops, VRFs): the condition of a delta install.
+bool same_shared_tables(const Tables &prev, const Tables &next) {
+  return prev.node == next.node && prev.nexthops == next.nexthops && prev.vrfs == next.vrfs;
+}
+
 // Whether `next` can be installed as a delta over `prev` (the tables live
 // now): the same node, next hops and VRFs (which every route and backend
 // value depends on), and both canonical, so that one merge walk finds what
 // changed. Fills `d`.
 bool find_delta(const Tables &prev, const Tables &next, Delta *d) {
-  if (!(prev.node == next.node) || !(prev.nexthops == next.nexthops) || !(prev.vrfs == next.vrfs))
+  if (!same_shared_tables(prev, next))
     return false;
   auto index = [](const auto &table, const auto &entry) {
     return static_cast<std::size_t>(&entry - table.data());
@@ -464,40 +470,23 @@ bool find_delta(const Tables &prev, const Tables &next, Delta *d) {
 // service canonicalizes what it installs, and live_ is a copy of that).
 bool delta_from_keys(const Tables &prev, const Tables &next,
                      const api::DataplaneDriver::TouchedKeys &touched, Delta *d) {
-  if (!(prev.node == next.node) || !(prev.nexthops == next.nexthops) || !(prev.vrfs == next.vrfs))
+  if (!same_shared_tables(prev, next))
     return false;
-  auto routes = touched.routes;
-  std::sort(routes.begin(), routes.end());
-  routes.erase(std::unique(routes.begin(), routes.end()), routes.end());
-  auto find_route = [](const std::vector<Route> &table,
-                       const std::pair<std::uint32_t, IpPrefix> &k) -> const Route * {
-    auto it = std::lower_bound(table.begin(), table.end(), k, [](const Route &r, const auto &key) {
-      return std::tie(r.vrf, r.prefix) < std::tie(key.first, key.second);
-    });
-    return it != table.end() && it->vrf == k.first && it->prefix == k.second ? &*it : nullptr;
+  auto sorted_unique = [](auto keys) {
+    std::sort(keys.begin(), keys.end());
+    keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+    return keys;
   };
-  for (const auto &k : routes) {
-    const Route *now = find_route(next.routes, k);
-    const Route *before = find_route(prev.routes, k);
-    if (now)
+  for (const auto &k : sorted_unique(touched.routes)) {
+    if (const Route *now = find_canonical(next.routes, k, route_key_of))
       d->routes.push_back(static_cast<std::size_t>(now - next.routes.data()));
-    else if (before)
+    else if (const Route *before = find_canonical(prev.routes, k, route_key_of))
       d->old_routes.push_back(before);
   }
-  auto services = touched.services;
-  std::sort(services.begin(), services.end());
-  services.erase(std::unique(services.begin(), services.end()), services.end());
-  auto find_service = [](const std::vector<Service> &table, std::uint32_t id) -> const Service * {
-    auto it = std::lower_bound(table.begin(), table.end(), id,
-                               [](const Service &s, std::uint32_t key) { return s.id < key; });
-    return it != table.end() && it->id == id ? &*it : nullptr;
-  };
-  for (std::uint32_t id : services) {
-    const Service *now = find_service(next.services, id);
-    const Service *before = find_service(prev.services, id);
-    if (before)
+  for (std::uint32_t id : sorted_unique(touched.services)) {
+    if (const Service *before = find_canonical(prev.services, id, service_key_of))
       d->old_services.push_back(before);
-    if (now)
+    if (const Service *now = find_canonical(next.services, id, service_key_of))
       d->services.push_back(static_cast<std::size_t>(now - next.services.data()));
   }
   return true;
@@ -1133,15 +1122,6 @@ void XdpDriver::counters(api::pb::CountersReply *out) {
   out->set_flow_entries(flow_count());
 }
 
-// The sets of connection table `table` (a power of two), 0 if unknown.
-static std::uint32_t conn_sets(int table) {
-  bpf_map_info info{};
-  __u32 len = sizeof info;
-  if (bpf_obj_get_info_by_fd(table, &info, &len) != 0)
-    return 0;
-  return info.max_entries;
-}
-
 std::optional<api::FlowEntry> XdpDriver::lookup_flow(const stratus_flow_key &key) {
   std::optional<api::FlowEntry> best;
   stratus_conn_key4 ck{};
@@ -1152,7 +1132,7 @@ std::optional<api::FlowEntry> XdpDriver::lookup_flow(const stratus_flow_key &key
     Fd table(loader_->conn_table_fd(static_cast<std::uint32_t>(cpu)));
     if (table.get() < 0)
       continue;
-    std::uint32_t sets = conn_sets(table.get());
+    std::uint32_t sets = XdpLoader::conn_table_sets(table.get());
     if (sets == 0)
       continue;
     __u32 index = stratus_conn_set_index(&ck, sets - 1);

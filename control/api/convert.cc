@@ -617,16 +617,15 @@ std::vector<pb::TxnOp> diff(const Tables &from, const Tables &to, std::uint64_t 
       [](const Vrf &v, pb::TxnOp &op) { op.set_delete_vrf(v.id); },
       [](const Vrf &v, pb::TxnOp &op) { to_proto(v, op.mutable_upsert_vrf()); }, digest_delta);
   diff_table(
-      from.routes, to.routes, route_less,
-      [](const Route &r) { return std::make_pair(r.vrf, r.prefix); }, deletes, upserts,
+      from.routes, to.routes, route_less, route_key_of, deletes, upserts,
       [](const Route &r, pb::TxnOp &op) {
         op.mutable_delete_route()->set_vrf(r.vrf);
         to_proto(r.prefix, op.mutable_delete_route()->mutable_prefix());
       },
       [](const Route &r, pb::TxnOp &op) { to_proto(r, op.mutable_upsert_route()); }, digest_delta);
   diff_table(
-      from.services, to.services, service_less, [](const Service &s) { return s.id; }, deletes,
-      upserts, [](const Service &s, pb::TxnOp &op) { op.set_delete_service(s.id); },
+      from.services, to.services, service_less, service_key_of, deletes, upserts,
+      [](const Service &s, pb::TxnOp &op) { op.set_delete_service(s.id); },
       [](const Service &s, pb::TxnOp &op) { to_proto(s, op.mutable_upsert_service()); },
       digest_delta);
   for (auto &op : upserts)

@@ -64,13 +64,6 @@ bool write_atomically(const std::string &path, const std::string &data) {
   return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
-std::pair<std::uint32_t, IpPrefix> route_key_of(const Route &r) {
-  return {r.vrf, r.prefix};
-}
-std::uint32_t service_key_of(const Service &s) {
-  return s.id;
-}
-
 // Where each key sits in a canonical (sorted by key) table; keys no longer
 // there (deleted later in the transaction) are left out.
 template <typename T, typename Key>
@@ -81,10 +74,8 @@ std::vector<std::size_t> positions(const std::vector<T> &table, std::vector<Key>
   std::vector<std::size_t> out;
   out.reserve(keys.size());
   for (const auto &k : keys) {
-    auto it = std::lower_bound(table.begin(), table.end(), k,
-                               [&](const T &x, const Key &key) { return key_of(x) < key; });
-    if (it != table.end() && key_of(*it) == k)
-      out.push_back(static_cast<std::size_t>(it - table.begin()));
+    if (const T *entry = find_canonical(table, k, key_of))
+      out.push_back(static_cast<std::size_t>(entry - table.data()));
   }
   return out;
 }
