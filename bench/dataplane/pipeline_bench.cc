@@ -39,152 +39,13 @@
 #include "dataplane/dpdk.h"
 #include "dataplane/pipeline.h"
 #include "dataplane/snapshot.h"
+#include "bench/dataplane/bench_common.h"
 
 namespace {
 
 using namespace stratus;
 using namespace stratus::dpdk;
-
-constexpr std::uint32_t kRoutes = 100000;
-
-MacAddress mac(std::uint8_t last) {
-  MacAddress m;
-  m.bytes = {0x02, 0, 0, 0, 0, last};
-  return m;
-}
-
-Tables make_tables() {
-  Tables t;
-  t.node.name = "bench";
-  t.node.vteps = {*IpAddress::parse("192.0.2.1")};
-  t.node.gateway_mac = mac(1);
-  t.node.hash_seed = 0x2545f491;
-  t.node.flows.max_entries = 1u << 21;
-  t.node.ports = {{"ul0", PortRole::kUnderlay, mac(2), 0},
-                  {"t0", PortRole::kTenant, mac(3), 1},
-                  {"t1", PortRole::kTenant, mac(4), 1}};
-  t.nexthops = {{IpAddress{}, "ul0", mac(0xfe), MacAddress{}}};
-  t.vrfs = {{1, 100, "red", {*IpAddress::parse("10.0.0.1")}}};
-  // 100k /24 routes over 10.0.0.0/8 and 11.0.0.0/8, to 16 VTEPs; one local.
-  for (std::uint32_t i = 0; i < kRoutes; ++i) {
-    Route r;
-    r.vrf = 1;
-    r.prefix.addr = IpAddress::v4((10u << 24) + (i << 8));
-    r.prefix.len = 24;
-    r.kind = RouteKind::kRemote;
-    r.vtep = IpAddress::v4((192u << 24) + (2u << 8) + 100 + (i % 16));
-    r.vni_out = 100;
-    r.dst_mac = mac(0x10);
-    t.routes.push_back(r);
-  }
-  Route local;
-  local.vrf = 1;
-  local.prefix = *IpPrefix::parse("172.16.0.0/16");
-  local.kind = RouteKind::kLocal;
-  local.port = "t1";
-  local.dst_mac = mac(0x20);
-  t.routes.push_back(local);
-  Service s;
-  s.id = 0;
-  s.name = "web";
-  s.vip = *IpAddress::parse("203.0.113.10");
-  s.proto = 6;
-  s.port = 80;
-  s.maglev_size = 65537;
-  for (std::uint32_t b = 0; b < 16; ++b) {
-    Backend be;
-    be.id = b;
-    be.name = "b" + std::to_string(b);
-    be.addr = IpAddress::v4((10u << 24) + (200u << 16) + b);
-    be.vrf = 1;
-    be.tunnel_dst = IpAddress::v4((192u << 24) + (2u << 8) + 100 + b);
-    be.vni = 100;
-    be.inner_dst_mac = mac(static_cast<std::uint8_t>(0x30 + b));
-    s.backends.push_back(be);
-  }
-  std::vector<std::uint32_t> slots(s.maglev_size);
-  for (std::uint32_t i = 0; i < s.maglev_size; ++i)
-    slots[i] = i % 16;
-  s.maglev = std::move(slots);
-  t.services.push_back(s);
-  // The same service inside the tenant VRF (a VIP of VRF 1, port 443).
-  Service ts = s;
-  ts.id = 1;
-  ts.name = "tenant-web";
-  ts.vrf = 1;
-  ts.vip = *IpAddress::parse("10.250.0.10");
-  ts.port = 443;
-  for (std::uint32_t b = 0; b < 16; ++b) {
-    ts.backends[b].id = 16 + b;
-    ts.backends[b].name = "tb" + std::to_string(b);
-  }
-  t.services.push_back(ts);
-  return t;
-}
-
-// ---------------------------------------------------------------- frames
-
-void put16(std::uint8_t *p, std::uint16_t v) {
-  p[0] = static_cast<std::uint8_t>(v >> 8);
-  p[1] = static_cast<std::uint8_t>(v);
-}
-void put32(std::uint8_t *p, std::uint32_t v) {
-  put16(p, static_cast<std::uint16_t>(v >> 16));
-  put16(p + 2, static_cast<std::uint16_t>(v));
-}
-void ip_checksum(std::uint8_t *ip) {
-  put16(ip + 10, 0);
-  std::uint32_t s = 0;
-  for (int i = 0; i < 20; i += 2)
-    s += static_cast<std::uint32_t>(ip[i] << 8 | ip[i + 1]);
-  while (s >> 16)
-    s = (s & 0xffff) + (s >> 16);
-  put16(ip + 10, static_cast<std::uint16_t>(~s));
-}
-
-// Ethernet + IPv4 + TCP with 26 bytes of payload (100-byte frame).
-std::vector<std::uint8_t> tcp_frame(std::uint32_t src, std::uint32_t dst, std::uint16_t dport) {
-  std::vector<std::uint8_t> f(100, 0);
-  std::memcpy(f.data(), mac(1).bytes.data(), 6);
-  std::memcpy(f.data() + 6, mac(0x99).bytes.data(), 6);
-  put16(f.data() + 12, 0x0800);
-  std::uint8_t *ip = f.data() + 14;
-  ip[0] = 0x45;
-  put16(ip + 2, 86);
-  ip[8] = 64;
-  ip[9] = 6;
-  put32(ip + 12, src);
-  put32(ip + 16, dst);
-  ip_checksum(ip);
-  put16(ip + 20, 40000);
-  put16(ip + 22, dport);
-  ip[32] = 0x50;
-  return f;
-}
-
-std::vector<std::uint8_t> vxlan_of(const std::vector<std::uint8_t> &inner) {
-  std::vector<std::uint8_t> f(50 + inner.size(), 0);
-  std::memcpy(f.data(), mac(2).bytes.data(), 6);
-  std::memcpy(f.data() + 6, mac(0xfe).bytes.data(), 6);
-  put16(f.data() + 12, 0x0800);
-  std::uint8_t *ip = f.data() + 14;
-  ip[0] = 0x45;
-  put16(ip + 2, static_cast<std::uint16_t>(36 + inner.size()));
-  ip[8] = 64;
-  ip[9] = 17;
-  put32(ip + 12, (192u << 24) + (2u << 8) + 100);
-  put32(ip + 16, (192u << 24) + (2u << 8) + 1);
-  ip_checksum(ip);
-  put16(ip + 20, 50000);
-  put16(ip + 22, 4789);
-  put16(ip + 24, static_cast<std::uint16_t>(16 + inner.size()));
-  ip[28] = 0x08;
-  ip[32] = 0;
-  ip[33] = 0;
-  ip[34] = 100;
-  std::memcpy(f.data() + 50, inner.data(), inner.size());
-  return f;
-}
+using namespace stratus::dpdk::bench;
 
 // ---------------------------------------------------------------- runs
 
@@ -313,33 +174,6 @@ double measure(Arena &a, const Row &r, double seconds, std::uint64_t warm, Fn &&
          static_cast<double>(kChunkBursts * Pipeline::kBurst);
 }
 
-// The mbuf pool, laid out as on hugepages. Under --no-huge the EAL's memory
-// is in 4 KiB pages, and a pool whose objects must be IOVA-contiguous (what
-// rte_pktmbuf_pool_create asks for) puts each 2.3 KiB mbuf alone in a page:
-// every burst's 32 packets then start at the same page offset, share the
-// same few L1 sets (32 lines for 12 ways) and miss there on every touch,
-// by an amount that shifts with what else lands in those sets. Nothing
-// here does DMA, so the objects may cross pages and lie packed, as they do
-// on a gateway's hugepages.
-rte_mempool *make_pool(unsigned n) {
-  rte_pktmbuf_pool_private priv{};
-  priv.mbuf_data_room_size = RTE_MBUF_DEFAULT_BUF_SIZE;
-  rte_mempool *mp =
-      rte_mempool_create_empty("bench", n, sizeof(rte_mbuf) + RTE_MBUF_DEFAULT_BUF_SIZE, 0,
-                               sizeof priv, SOCKET_ID_ANY, RTE_MEMPOOL_F_NO_IOVA_CONTIG);
-  if (mp == nullptr || rte_mempool_set_ops_byname(mp, rte_mbuf_best_mempool_ops(), nullptr) != 0) {
-    std::fprintf(stderr, "cannot create the mbuf pool: %s\n", rte_strerror(rte_errno));
-    std::exit(1);
-  }
-  rte_pktmbuf_pool_init(mp, &priv);
-  if (rte_mempool_populate_default(mp) < 0) {
-    std::fprintf(stderr, "cannot populate the mbuf pool: %s\n", rte_strerror(rte_errno));
-    std::exit(1);
-  }
-  rte_mempool_obj_iter(mp, rte_pktmbuf_init, nullptr);
-  return mp;
-}
-
 std::vector<Slot> same(std::uint32_t frame, std::uint32_t flows, std::uint32_t src_off) {
   return std::vector<Slot>(Pipeline::kBurst, Slot{frame, flows, src_off});
 }
@@ -369,7 +203,7 @@ int main(int argc, char **argv) {
     std::printf("SKIP: EAL cannot initialise: %s\n", rte_strerror(rte_errno));
     return 77;
   }
-  g_pool = make_pool(1024);
+  g_pool = make_pool("bench", 1024);
   Tables tables = make_tables();
   PortResolver resolve = [&](const std::string &name) -> std::optional<DeviceInfo> {
     for (std::size_t i = 0; i < tables.node.ports.size(); ++i) {
@@ -384,15 +218,13 @@ int main(int argc, char **argv) {
   Verdict *verdicts = arena->verdicts;
   const VrfEntry *vrf = snap->vrf(1);
 
-  const std::uint32_t client = (198u << 24) + (51u << 16) + (100u << 8);
-  const std::uint32_t vip = (203u << 24) + (113u << 8) + 10;
-  const std::uint32_t tenant_vip = (10u << 24) + (250u << 16) + 10;
-  const std::uint32_t src_off = 14 + 12;
-  const std::uint32_t inner_src_off = 50 + src_off;
-  auto tenant = tcp_frame((10u << 24) + 5, (10u << 24) + (77u << 8) + 9, 443);
-  auto local = tcp_frame((10u << 24) + 5, (172u << 24) + (16u << 16) + 9, 22);
-  auto lb = tcp_frame(client, vip, 80);
-  auto tenant_lb = vxlan_of(tcp_frame((10u << 24) + (9u << 8) + 5, tenant_vip, 443));
+  const Frames fr;
+  const auto &tenant = fr.tenant;
+  const auto &local = fr.local;
+  const auto &lb = fr.lb;
+  const auto &tenant_lb = fr.tenant_lb;
+  const std::uint32_t src_off = kSrcOff;
+  const std::uint32_t inner_src_off = kInnerSrcOff;
 
   std::vector<Row> rows;
   auto add = [&](std::string name, std::string port, std::vector<std::vector<std::uint8_t>> frames,
@@ -516,17 +348,11 @@ int main(int argc, char **argv) {
     }
   }
 
-  double load[3] = {0, 0, 0};
-  if (std::FILE *f = std::fopen("/proc/loadavg", "r")) {
-    if (std::fscanf(f, "%lf %lf %lf", &load[0], &load[1], &load[2]) != 3)
-      load[0] = load[1] = load[2] = -1;
-    std::fclose(f);
-  }
   std::printf(
       "DPDK pipeline, one core, %u routes, burst %u, TSC %.2f GHz, %.2f s x %d runs per row "
-      "(fastest kept), load average %.2f %.2f %.2f\n",
-      kRoutes, Pipeline::kBurst, static_cast<double>(hz) / 1e9, seconds, reps, load[0], load[1],
-      load[2]);
+      "(fastest kept), load average %s\n",
+      kRoutes, Pipeline::kBurst, static_cast<double>(hz) / 1e9, seconds, reps,
+      load_average().c_str());
   std::printf("%-44s %9s %8s %8s %10s\n", "path", "cyc/pkt", "ns/pkt", "Mpps", "rate/base");
   const double base = rows.front().best_cycles;
   std::string json = "[";
