@@ -40,9 +40,11 @@ class Pipeline {
   // Processes `n` (<= kBurst) packets received on `in_port` (an index into
   // snap.ports, or kNoPort for a port the tables do not name: everything is
   // then passed to the host). `now` is in the ticks of the snapshot's flow
-  // timeouts. Writes one verdict per packet.
-  void process(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf **pkts, std::uint16_t n,
-               std::uint64_t now, Verdict *out);
+  // timeouts. Writes one verdict per packet. Returns the bytes received
+  // (the packets' lengths before any change), summed where each mbuf is
+  // read anyway.
+  std::uint64_t process(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf **pkts,
+                        std::uint16_t n, std::uint64_t now, Verdict *out);
 
   // Per-burst housekeeping: expires a few idle flows, applies the snapshot's
   // flow limit.
@@ -55,8 +57,8 @@ class Pipeline {
   struct Burst;
 
   template <PortRole R>
-  void run(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf **pkts, std::uint16_t n,
-           std::uint64_t now, Verdict *out);
+  std::uint64_t run(const FibSnapshot &snap, std::uint16_t in_port, rte_mbuf **pkts,
+                    std::uint16_t n, std::uint64_t now, Verdict *out);
   // Stage 1 of a packet: parse and classify. Either decides the verdict, or
   // leaves the packet for the load balancer or the route stage (p.stage).
   template <PortRole R>

@@ -51,18 +51,23 @@ int Worker::run() {
         if (n == 0)
           continue;
         received += n;
-        PacketsBytes &rx = counters_->port_rx[q.dev];
-        for (std::uint16_t i = 0; i < n; ++i)
-          rx.add(rte_pktmbuf_pkt_len(pkts[i]));
+        // The bytes received are summed where the mbufs are read anyway:
+        // reading them here, before the pipeline has prefetched them, would
+        // wait for every mbuf in turn.
+        std::uint64_t bytes = 0;
         if (q.dev == options_.exception_dev) {
           // The host's own traffic leaves through its underlay port
           // unchanged (dispatch counts port_down when there is none).
           for (std::uint16_t i = 0; i < n; ++i) {
+            bytes += rte_pktmbuf_pkt_len(pkts[i]);
             verdicts[i] = Verdict{Action::kForward, 0, snap->host_egress};
           }
         } else {
-          pipeline_.process(*snap, snap->port_index(q.dev), pkts, n, now, verdicts);
+          bytes = pipeline_.process(*snap, snap->port_index(q.dev), pkts, n, now, verdicts);
         }
+        PacketsBytes &rx = counters_->port_rx[q.dev];
+        rx.packets.add(n);
+        rx.bytes.add(bytes);
         dispatch(*snap, pkts, verdicts, n);
       }
       pipeline_.maintain(*snap, now);

@@ -119,7 +119,7 @@ std::vector<Output> Harness::send_burst(const std::string &in_port,
       in = static_cast<std::uint16_t>(i);
   }
   Verdict verdicts[Pipeline::kBurst];
-  pipeline_.process(*snap_, in, pkts, n, now, verdicts);
+  received_bytes_ += pipeline_.process(*snap_, in, pkts, n, now, verdicts);
   pipeline_.maintain(*snap_, now);
   std::vector<Output> outs(n);
   for (std::uint16_t i = 0; i < n; ++i) {

@@ -62,12 +62,15 @@ class Harness {
   const FibSnapshot &snapshot() const { return *snap_; }
   WorkerCounters &counters() { return *counters_; }
   FlowTable &flows() { return flows_; }
+  // What every process() call so far returned: the bytes received.
+  std::uint64_t received_bytes() const { return received_bytes_; }
 
  private:
   std::unique_ptr<WorkerCounters> counters_;
   FlowTable flows_;
   Pipeline pipeline_;
   std::unique_ptr<FibSnapshot> snap_;
+  std::uint64_t received_bytes_ = 0;
 };
 
 }  // namespace stratus::dpdk::testing

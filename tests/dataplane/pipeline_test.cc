@@ -303,7 +303,7 @@ TEST(Pipeline, BurstMatchesSinglePackets) {
 // result, and every counter ends where sending the packets one by one
 // leaves it. A burst remembers the last VNI it mapped and gathers VRF
 // counters per run of packets; neither may leak from one packet to the
-// next.
+// next. process() returns the bytes received either way.
 TEST(Pipeline, UnderlayBurstMatchesSinglePackets) {
   struct Sent {
     const fixtures::PacketStep *step;
@@ -332,6 +332,9 @@ TEST(Pipeline, UnderlayBurstMatchesSinglePackets) {
   burst.install(gw());
   Harness single;
   single.install(gw());
+  std::uint64_t sent_bytes = 0;
+  for (const Sent &s : sent)
+    sent_bytes += s.step->input.size();
   for (std::size_t first = 0; first < sent.size(); first += Pipeline::kBurst) {
     const std::size_t n = std::min<std::size_t>(Pipeline::kBurst, sent.size() - first);
     std::vector<std::vector<std::uint8_t>> frames;
@@ -379,6 +382,9 @@ TEST(Pipeline, UnderlayBurstMatchesSinglePackets) {
   }
   EXPECT_EQ(a.flow_hits.get(), b.flow_hits.get());
   EXPECT_EQ(a.flow_misses.get(), b.flow_misses.get());
+  // process() returns the bytes as received, whatever became of them.
+  EXPECT_EQ(burst.received_bytes(), sent_bytes);
+  EXPECT_EQ(single.received_bytes(), sent_bytes);
 }
 
 // The fast path never touches the heap: every single-packet fixture case
