@@ -265,11 +265,12 @@ std::uint64_t Pipeline::run(const FibSnapshot &snap, std::uint16_t in_port, rte_
   Pkt *ps = scratch_.get();
   const std::uint32_t port_vrf = snap.ports[in_port].vrf;
   Burst b(counters_, port_vrf, snap.vrf(port_vrf));
-  // Every mbuf's first line (data_off, lengths) on its way, then the
-  // headers of the packet kPrefetch ahead of the one parsed: the packets
-  // come from a NIC's DMA, not from this core's caches. A tenant port's
-  // frame has its Ethernet and IPv4 headers and its ports in one line; a
-  // VXLAN packet's inner IPv4 header is in the second.
+  // The packets come from a NIC's DMA, not from this core's caches: every
+  // mbuf's first line (data_off, lengths) on its way, then every frame's
+  // headers, so that the whole burst's misses overlap (with a few packets
+  // ahead only, a packet from the LLC still waited; worker_bench). A tenant
+  // port's frame has its Ethernet and IPv4 headers and its ports in one
+  // line; a VXLAN packet's inner IPv4 header is in the second.
   for (std::uint16_t i = 0; i < n; ++i)
     rte_prefetch0(pkts[i]);
   auto prefetch_frame = [](const rte_mbuf *m) {
@@ -278,20 +279,11 @@ std::uint64_t Pipeline::run(const FibSnapshot &snap, std::uint16_t in_port, rte_
     if constexpr (R == PortRole::kUnderlay)
       rte_prefetch0(d + RTE_CACHE_LINE_SIZE);
   };
-  for (std::uint16_t i = 0; i < n && i < kPrefetch; ++i)
+  for (std::uint16_t i = 0; i < n; ++i)
     prefetch_frame(pkts[i]);
-  std::uint64_t rx_bytes = 0;
-  std::uint16_t i = 0;
-  for (; i < n; ++i) {
-    if (i + kPrefetch < n)
-      prefetch_frame(pkts[i + kPrefetch]);
-    rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
-    ps[i].stage = Pkt::Stage::kDone;
-    out[i] = handle<R>(snap, in_port, pkts[i], ps[i], b);
-  }
-
-  // The LPM for routed packets, then every flow hash of the burst (keys of
-  // the connection table, VXLAN source ports of routes) kLanes at a time.
+  // Stages 1 and 2 in one pass: a group of kLanes flows is hashed as soon
+  // as it is complete, so the connection table's index lines of the first
+  // groups are on their way while the rest of the burst is parsed.
   bool balanced = false;
   std::uint16_t lane_pkt[kLanes];
   unsigned lanes = 0;
@@ -310,8 +302,13 @@ std::uint64_t Pipeline::run(const FibSnapshot &snap, std::uint16_t in_port, rte_
     }
     lanes = 0;
   };
-  for (i = 0; i < n; ++i) {
+  std::uint64_t rx_bytes = 0;
+  std::uint16_t i = 0;
+  for (; i < n; ++i) {
+    rx_bytes += rte_pktmbuf_pkt_len(pkts[i]);
     Pkt &p = ps[i];
+    p.stage = Pkt::Stage::kDone;
+    out[i] = handle<R>(snap, in_port, pkts[i], p, b);
     if (p.stage == Pkt::Stage::kBalance) {
       const FlowKey4 &k = p.packed;
       lanes_.set(lanes, static_cast<std::uint32_t>(k.addrs),

@@ -29,7 +29,6 @@ struct Verdict {
 class Pipeline {
  public:
   static constexpr std::uint16_t kBurst = 32;
-  static constexpr std::uint16_t kPrefetch = 4;
 
   // Both belong to the calling worker alone.
   Pipeline(FlowTable &flows, WorkerCounters &counters);

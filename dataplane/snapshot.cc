@@ -110,8 +110,16 @@ Lpm::Lpm(const std::vector<IpPrefix> &prefixes) : prefixes_(prefixes) {
   std::string name = "stratus_lpm_" + std::to_string(lpm_serial.fetch_add(1));
   lpm_ = rte_lpm_create(name.c_str(), SOCKET_ID_ANY, &cfg);
   if (lpm_ == nullptr) {
-    throw std::runtime_error("cannot create LPM for " + std::to_string(prefixes.size()) +
-                             " routes: " + rte_strerror(rte_errno));
+    // Out of EAL memory is the usual cause: say what the table needs.
+    const std::uint64_t mib = (sizeof(rte_lpm_tbl_entry) << 24 >> 20) +
+                              ((std::uint64_t{cfg.number_tbl8s} * 256 * sizeof(rte_lpm_tbl_entry) +
+                                std::uint64_t{cfg.max_rules} * 8) >>
+                               20);
+    throw std::runtime_error("cannot create the rte_lpm of " + std::to_string(prefixes.size()) +
+                             " routes (~" + std::to_string(mib) +
+                             " MiB of DPDK memory: each VRF's first level alone is 64 MiB; "
+                             "reserve more hugepages, or raise -m under --no-huge): " +
+                             rte_strerror(rte_errno));
   }
   for (std::size_t i = 0; i < prefixes.size(); ++i) {
     int rc = rte_lpm_add(lpm_, prefixes[i].addr.v4_host(), prefixes[i].len,
@@ -226,7 +234,12 @@ std::unique_ptr<FibSnapshot> build_snapshot(const Tables &t, const PortResolver 
         prev->vrfs[vrf].lpm->prefixes() == prefixes) {
       e.lpm = prev->vrfs[vrf].lpm;
     } else {
-      e.lpm = std::make_shared<const Lpm>(prefixes);
+      try {
+        e.lpm = std::make_shared<const Lpm>(prefixes);
+      } catch (const std::runtime_error &err) {
+        throw std::runtime_error("VRF " + std::to_string(vrf) + " (VNI " + std::to_string(e.vni) +
+                                 "): " + err.what());
+      }
     }
     e.lpm_table = e.lpm->get();
     e.actions.reserve(routes.size());

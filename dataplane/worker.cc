@@ -142,6 +142,9 @@ void Worker::flush(std::uint16_t dev) {
   TxBuffer &b = tx_[dev];
   if (b.n == 0)
     return;
+  // The lengths are read before the PMD owns the mbufs. The counters are
+  // written once per burst: adding to one in memory per packet would chain
+  // every add through a store and a reload.
   std::uint32_t lens[TxBuffer::kSize];
   for (std::uint16_t i = 0; i < b.n; ++i)
     lens[i] = rte_pktmbuf_pkt_len(b.pkts[i]);
@@ -150,9 +153,12 @@ void Worker::flush(std::uint16_t dev) {
   std::uint16_t sent = rte_eth_tx_burst(dev, b.slot.queue, b.pkts, b.n);
   if (b.slot.lock != nullptr)
     rte_spinlock_unlock(b.slot.lock);
-  PacketsBytes &tx = counters_->port_tx[dev];
+  std::uint64_t bytes = 0;
   for (std::uint16_t i = 0; i < sent; ++i)
-    tx.add(lens[i]);
+    bytes += lens[i];
+  PacketsBytes &tx = counters_->port_tx[dev];
+  tx.packets.add(sent);
+  tx.bytes.add(bytes);
   if (sent < b.n) {
     counters_->drops[STRATUS_DROP_TX_FAILED].add(b.n - sent);
     rte_pktmbuf_free_bulk(b.pkts + sent, b.n - sent);

@@ -471,5 +471,39 @@ TEST(Snapshot, UnchangedPiecesAreSharedWithThePrevious) {
   EXPECT_EQ(b->vrfs[1].lpm, c->vrfs[1].lpm);
 }
 
+// More tenant VRFs than the EAL memory holds (the tests run with -m 1024;
+// each VRF's rte_lpm needs 64 MiB): the build fails naming the VRF and what
+// it needs, frees what it had made, and the next build succeeds.
+TEST(Snapshot, VrfsBeyondTheEalMemoryFailWithTheReason) {
+  Tables t = gw();
+  const Vrf model = t.vrfs.front();
+  const Route route = t.routes.front();
+  std::uint32_t next_id = 0;
+  for (const Vrf &v : t.vrfs)
+    next_id = std::max(next_id, v.id + 1);
+  Tables big = t;
+  for (std::uint32_t i = 0; i < 20; ++i) {
+    Vrf v = model;
+    v.id = next_id + i;
+    v.vni = 70000 + i;
+    v.tenant = "many" + std::to_string(i);
+    big.vrfs.push_back(v);
+    Route r = route;
+    r.vrf = v.id;
+    big.routes.push_back(r);
+  }
+  PortResolver resolve = index_resolver(big);
+  try {
+    build_snapshot(big, resolve, nullptr, kTicksPerSecond);
+    FAIL() << "20 more VRFs fit in 1 GiB of EAL memory";
+  } catch (const std::runtime_error &e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("VRF "), std::string::npos) << what;
+    EXPECT_NE(what.find("64 MiB"), std::string::npos) << what;
+    EXPECT_NE(what.find("hugepages"), std::string::npos) << what;
+  }
+  EXPECT_NE(build_snapshot(t, resolve, nullptr, kTicksPerSecond), nullptr);
+}
+
 }  // namespace
 }  // namespace stratus::dpdk::testing
