@@ -322,8 +322,7 @@ std::uint64_t Pipeline::run(const FibSnapshot &snap, std::uint16_t in_port, rte_
       std::uint32_t nh = 0;
       p.action = nullptr;
       p.sport = 0;
-      if (v != nullptr && v->lpm_table != nullptr &&
-          rte_lpm_lookup(v->lpm_table, rte_be_to_cpu_32(p.f.ip.dst), &nh) == 0) {
+      if (v != nullptr && v->lpm != nullptr && v->lpm->lookup(rte_be_to_cpu_32(p.f.ip.dst), &nh)) {
         p.action = &v->actions[nh];
         rte_prefetch0(p.action);
         // The VXLAN source port of a remote route: the inner tuple with

@@ -1,6 +1,8 @@
 #include "dataplane/snapshot.h"
 
 #include <atomic>
+#include <algorithm>
+#include <bit>
 #include <map>
 #include <stdexcept>
 
@@ -100,12 +102,58 @@ struct Builder {
 
 }  // namespace
 
-Lpm::Lpm(const std::vector<IpPrefix> &prefixes) : prefixes_(prefixes) {
+Lpm::Lpm(const std::vector<IpPrefix> &prefixes, Form form) : prefixes_(prefixes) {
+  if (form == Form::kAuto) {
+    std::uint64_t lengths = 0;  // bit l: some prefix is /l, l < 64
+    for (const auto &p : prefixes)
+      lengths |= std::uint64_t{1} << p.len;
+    form = prefixes.size() <= kSmallRoutes &&
+                   static_cast<std::size_t>(std::popcount(lengths)) <= kSmallLengths
+               ? Form::kPerLength
+               : Form::kRteLpm;
+  }
+  if (form == Form::kPerLength)
+    build_levels();
+  else
+    build_rte_lpm();
+}
+
+void Lpm::build_levels() {
+  std::uint32_t count[33] = {};
+  for (const auto &p : prefixes_)
+    ++count[p.len];
+  for (int len = 32; len >= 0; --len) {
+    if (count[len] == 0)
+      continue;
+    const std::uint32_t slots = std::bit_ceil(std::max<std::uint32_t>(2, 2 * count[len]));
+    Level l;
+    l.mask = len == 0 ? 0 : ~std::uint32_t{0} << (32 - len);
+    l.first = static_cast<std::uint32_t>(slots_.size());
+    l.slot_mask = slots - 1;
+    l.shift = 64 - static_cast<std::uint32_t>(std::countr_zero(slots));
+    levels_.push_back(l);
+    slots_.resize(slots_.size() + slots);
+  }
+  for (std::size_t i = 0; i < prefixes_.size(); ++i) {
+    const IpPrefix &p = prefixes_[i];
+    const Level &l = *std::find_if(levels_.begin(), levels_.end(), [&](const Level &x) {
+      return x.mask == (p.len == 0 ? 0 : ~std::uint32_t{0} << (32 - p.len));
+    });
+    const std::uint32_t key = p.addr.v4_host() & l.mask;
+    Slot *slots = slots_.data() + l.first;
+    std::uint32_t s = slot_of(key, l.shift);
+    while (slots[s].nh != kEmpty && slots[s].key != key)
+      s = (s + 1) & l.slot_mask;
+    slots[s] = Slot{key, static_cast<std::uint32_t>(i)};  // a repeated prefix: the last wins
+  }
+}
+
+void Lpm::build_rte_lpm() {
   std::uint32_t long_prefixes = 0;
-  for (const auto &p : prefixes)
+  for (const auto &p : prefixes_)
     long_prefixes += p.len > 24 ? 1 : 0;
   rte_lpm_config cfg{};
-  cfg.max_rules = static_cast<std::uint32_t>(prefixes.size()) + 16;
+  cfg.max_rules = static_cast<std::uint32_t>(prefixes_.size()) + 16;
   cfg.number_tbl8s = std::min<std::uint32_t>(1u << 16, 64 + long_prefixes);
   std::string name = "stratus_lpm_" + std::to_string(lpm_serial.fetch_add(1));
   lpm_ = rte_lpm_create(name.c_str(), SOCKET_ID_ANY, &cfg);
@@ -115,25 +163,31 @@ Lpm::Lpm(const std::vector<IpPrefix> &prefixes) : prefixes_(prefixes) {
                               ((std::uint64_t{cfg.number_tbl8s} * 256 * sizeof(rte_lpm_tbl_entry) +
                                 std::uint64_t{cfg.max_rules} * 8) >>
                                20);
-    throw std::runtime_error("cannot create the rte_lpm of " + std::to_string(prefixes.size()) +
+    throw std::runtime_error("cannot create the rte_lpm of " + std::to_string(prefixes_.size()) +
                              " routes (~" + std::to_string(mib) +
                              " MiB of DPDK memory: each VRF's first level alone is 64 MiB; "
                              "reserve more hugepages, or raise -m under --no-huge): " +
                              rte_strerror(rte_errno));
   }
-  for (std::size_t i = 0; i < prefixes.size(); ++i) {
-    int rc = rte_lpm_add(lpm_, prefixes[i].addr.v4_host(), prefixes[i].len,
+  for (std::size_t i = 0; i < prefixes_.size(); ++i) {
+    if (prefixes_[i].len == 0) {
+      default_nh_ = static_cast<std::uint32_t>(i);
+      continue;
+    }
+    int rc = rte_lpm_add(lpm_, prefixes_[i].addr.v4_host(), prefixes_[i].len,
                          static_cast<std::uint32_t>(i));
     if (rc != 0) {
       rte_lpm_free(lpm_);
-      throw std::runtime_error("cannot add route " + prefixes[i].str() +
+      lpm_ = nullptr;
+      throw std::runtime_error("cannot add route " + prefixes_[i].str() +
                                " to LPM: " + rte_strerror(-rc));
     }
   }
 }
 
 Lpm::~Lpm() {
-  rte_lpm_free(lpm_);
+  if (lpm_ != nullptr)
+    rte_lpm_free(lpm_);
 }
 
 std::unique_ptr<FibSnapshot> build_snapshot(const Tables &t, const PortResolver &resolve,
@@ -241,7 +295,6 @@ std::unique_ptr<FibSnapshot> build_snapshot(const Tables &t, const PortResolver 
                                  "): " + err.what());
       }
     }
-    e.lpm_table = e.lpm->get();
     e.actions.reserve(routes.size());
     for (const Route *r : routes) {
       RouteAction a;

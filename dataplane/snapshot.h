@@ -67,21 +67,78 @@ struct RouteAction {
   EncapTemplate encap;  // kRemote
 };
 
-// Per-VRF LPM (rte_lpm, IPv4), shared between snapshots while the VRF's list
-// of prefixes is unchanged. The LPM's next hop is an index into the VRF's
-// route actions, which are rebuilt with every snapshot.
+// A VRF's IPv4 longest-prefix match, shared between snapshots while the
+// VRF's list of prefixes is unchanged. The next hop is an index into the
+// VRF's route actions, which are rebuilt with every snapshot.
+//
+// Two forms. rte_lpm's first level is 2^24 entries, 64 MiB of EAL memory
+// per VRF however few its routes: a gateway with a few hundred tenants
+// would need tens of GiB of hugepages. So a VRF of at most kSmallRoutes
+// prefixes of at most kSmallLengths distinct lengths (a tenant's subnets,
+// a default route, a few host routes) is a hash table per prefix length
+// instead, longest first: a few KiB, a probe or two per length present.
+// Larger VRFs get an rte_lpm (one or two loads per lookup).
 class Lpm {
  public:
-  explicit Lpm(const std::vector<IpPrefix> &prefixes);
+  static constexpr std::size_t kSmallRoutes = 256;
+  static constexpr std::size_t kSmallLengths = 6;
+  enum class Form : std::uint8_t { kAuto, kPerLength, kRteLpm };
+
+  explicit Lpm(const std::vector<IpPrefix> &prefixes, Form form = Form::kAuto);
   ~Lpm();
   Lpm(const Lpm &) = delete;
   Lpm &operator=(const Lpm &) = delete;
   const std::vector<IpPrefix> &prefixes() const { return prefixes_; }
+  // The rte_lpm, or nullptr for the per-length form.
   rte_lpm *get() const { return lpm_; }
 
+  // The index of the longest prefix containing `addr` (host order), like
+  // rte_lpm_lookup(); a prefix listed twice maps to its last index.
+  [[gnu::always_inline]] bool lookup(std::uint32_t addr, std::uint32_t *nh) const {
+    if (lpm_ != nullptr) {
+      if (rte_lpm_lookup(lpm_, addr, nh) == 0)
+        return true;
+      *nh = default_nh_;  // rte_lpm takes no /0
+      return default_nh_ != kEmpty;
+    }
+    for (const Level &l : levels_) {
+      const std::uint32_t key = addr & l.mask;
+      const Slot *slots = slots_.data() + l.first;
+      for (std::uint32_t i = slot_of(key, l.shift);; i = (i + 1) & l.slot_mask) {
+        if (slots[i].nh == kEmpty)
+          break;
+        if (slots[i].key == key) {
+          *nh = slots[i].nh;
+          return true;
+        }
+      }
+    }
+    return false;
+  }
+
  private:
+  static constexpr std::uint32_t kEmpty = ~0u;
+  struct Slot {
+    std::uint32_t key = 0;  // the prefix's address, masked
+    std::uint32_t nh = kEmpty;
+  };
+  struct Level {
+    std::uint32_t mask;       // of the prefix length
+    std::uint32_t first;      // its slots in slots_
+    std::uint32_t slot_mask;  // slots - 1 (a power of two, at least twice the prefixes)
+    std::uint32_t shift;      // 64 - log2(slots)
+  };
+  static std::uint32_t slot_of(std::uint32_t key, std::uint32_t shift) {
+    return static_cast<std::uint32_t>((key * 0x9e3779b97f4a7c15ull) >> shift);
+  }
+  void build_levels();
+  void build_rte_lpm();
+
   std::vector<IpPrefix> prefixes_;
   rte_lpm *lpm_ = nullptr;
+  std::uint32_t default_nh_ = kEmpty;  // with lpm_: the /0, which rte_lpm refuses
+  std::vector<Level> levels_;  // longest prefix first
+  std::vector<Slot> slots_;
 };
 
 struct VrfEntry {
@@ -89,7 +146,6 @@ struct VrfEntry {
   std::uint32_t vni = 0;
   std::vector<std::uint32_t> gateways_be;  // answered by ARP on tenant ports
   std::shared_ptr<const Lpm> lpm;          // null: no IPv4 route
-  rte_lpm *lpm_table = nullptr;            // lpm->get(), one load nearer the fast path
   std::vector<RouteAction> actions;        // indexed by the LPM next hop
 };
 

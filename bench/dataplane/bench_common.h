@@ -58,6 +58,27 @@ inline Tables make_tables() {
   local.port = "t1";
   local.dst_mac = mac(0x20);
   t.routes.push_back(local);
+  // A small tenant (VRF 2, VNI 200): 100 /24 routes over 10.0.0.0/16, a /16
+  // and a default route; small VRFs take the per-length form (Lpm).
+  t.vrfs.push_back({2, 200, "blue", {*IpAddress::parse("10.0.0.1")}});
+  for (std::uint32_t i = 0; i < 100; ++i) {
+    Route r;
+    r.vrf = 2;
+    r.prefix.addr = IpAddress::v4((10u << 24) + (i << 8));
+    r.prefix.len = 24;
+    r.kind = RouteKind::kRemote;
+    r.vtep = IpAddress::v4((192u << 24) + (2u << 8) + 100 + (i % 16));
+    r.vni_out = 200;
+    r.dst_mac = mac(0x10);
+    t.routes.push_back(r);
+  }
+  for (const char *prefix : {"10.0.0.0/16", "0.0.0.0/0"}) {
+    Route r;
+    r.vrf = 2;
+    r.prefix = *IpPrefix::parse(prefix);
+    r.kind = RouteKind::kBlackhole;
+    t.routes.push_back(r);
+  }
   Service s;
   s.id = 0;
   s.name = "web";
@@ -135,7 +156,8 @@ inline std::vector<std::uint8_t> tcp_frame(std::uint32_t src, std::uint32_t dst,
   return f;
 }
 
-inline std::vector<std::uint8_t> vxlan_of(const std::vector<std::uint8_t> &inner) {
+inline std::vector<std::uint8_t> vxlan_of(const std::vector<std::uint8_t> &inner,
+                                          std::uint32_t vni = 100) {
   std::vector<std::uint8_t> f(50 + inner.size(), 0);
   std::memcpy(f.data(), mac(2).bytes.data(), 6);
   std::memcpy(f.data() + 6, mac(0xfe).bytes.data(), 6);
@@ -152,9 +174,9 @@ inline std::vector<std::uint8_t> vxlan_of(const std::vector<std::uint8_t> &inner
   put16(ip + 22, 4789);
   put16(ip + 24, static_cast<std::uint16_t>(16 + inner.size()));
   ip[28] = 0x08;
-  ip[32] = 0;
-  ip[33] = 0;
-  ip[34] = 100;
+  ip[32] = static_cast<std::uint8_t>(vni >> 16);
+  ip[33] = static_cast<std::uint8_t>(vni >> 8);
+  ip[34] = static_cast<std::uint8_t>(vni);
   std::memcpy(f.data() + 50, inner.data(), inner.size());
   return f;
 }

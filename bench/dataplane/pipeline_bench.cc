@@ -252,6 +252,8 @@ int main(int argc, char **argv) {
       k1);
   add("overlay: vxlan decap+route+encap 1M", "ul0", {vxlan_of(tenant)}, same(0, m1, inner_src_off),
       m1);
+  add("overlay, 100-route tenant (per-length) 1k", "ul0", {vxlan_of(tenant, 200)},
+      same(0, k1, inner_src_off), k1);
   add("tenant -> remote (encap) 1k", "t0", {tenant}, same(0, k1, src_off), k1);
   add("tenant -> local 1k", "t0", {local}, same(0, k1, src_off), k1);
   add("LB established, VRF-0 VIP 1k", "ul0", {lb}, same(0, k1, src_off), k1);

@@ -162,7 +162,7 @@ struct MinimalWorker {
         std::uint32_t dst;
         std::memcpy(&dst, d + 14 + 16, 4);
         std::uint32_t nh = 0;
-        rte_lpm_lookup(vrf->lpm_table, rte_be_to_cpu_32(dst), &nh);
+        rte_lpm_lookup(vrf->lpm->get(), rte_be_to_cpu_32(dst), &nh);
         const RouteAction &a = vrf->actions[nh];
         std::memcpy(d, a.dst_mac.data(), 6);
         std::memcpy(d + 6, snap.gateway_mac.data(), 6);
@@ -378,6 +378,8 @@ int main(int argc, char **argv) {
       same(0, k1, kInnerSrcOff), k1);
   add("overlay: vxlan decap+route+encap 1M", "ul0", {vxlan_of(fr.tenant)},
       same(0, m1, kInnerSrcOff), m1);
+  add("overlay, 100-route tenant (per-length) 1k", "ul0", {vxlan_of(fr.tenant, 200)},
+      same(0, k1, kInnerSrcOff), k1);
   add("tenant -> remote (encap) 1k", "t0", {fr.tenant}, same(0, k1, kSrcOff), k1);
   add("LB established, VRF-0 VIP 1k", "ul0", {fr.lb}, same(0, k1, kSrcOff), k1);
   add("LB established, VRF-0 VIP 1M", "ul0", {fr.lb}, same(0, m1, kSrcOff), m1);

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <random>
 #include <set>
 #include <variant>
 
@@ -471,38 +472,114 @@ TEST(Snapshot, UnchangedPiecesAreSharedWithThePrevious) {
   EXPECT_EQ(b->vrfs[1].lpm, c->vrfs[1].lpm);
 }
 
-// More tenant VRFs than the EAL memory holds (the tests run with -m 1024;
-// each VRF's rte_lpm needs 64 MiB): the build fails naming the VRF and what
-// it needs, frees what it had made, and the next build succeeds.
-TEST(Snapshot, VrfsBeyondTheEalMemoryFailWithTheReason) {
+// Tables with `vrfs` more VRFs, each with `routes` /32 routes, beside gw().
+Tables with_vrfs(std::uint32_t vrfs, std::uint32_t routes) {
   Tables t = gw();
   const Vrf model = t.vrfs.front();
   const Route route = t.routes.front();
   std::uint32_t next_id = 0;
   for (const Vrf &v : t.vrfs)
     next_id = std::max(next_id, v.id + 1);
-  Tables big = t;
-  for (std::uint32_t i = 0; i < 20; ++i) {
+  for (std::uint32_t i = 0; i < vrfs; ++i) {
     Vrf v = model;
     v.id = next_id + i;
     v.vni = 70000 + i;
     v.tenant = "many" + std::to_string(i);
-    big.vrfs.push_back(v);
-    Route r = route;
-    r.vrf = v.id;
-    big.routes.push_back(r);
+    t.vrfs.push_back(v);
+    for (std::uint32_t k = 0; k < routes; ++k) {
+      Route r = route;
+      r.vrf = v.id;
+      r.prefix.addr = IpAddress::v4((10u << 24) + k);
+      r.prefix.len = 32;
+      t.routes.push_back(r);
+    }
   }
+  return t;
+}
+
+// More large VRFs than the EAL memory holds (the tests run with -m 1024;
+// each rte_lpm needs 64 MiB): the build fails naming the VRF and what it
+// needs, frees what it had made, and the next build succeeds.
+TEST(Snapshot, VrfsBeyondTheEalMemoryFailWithTheReason) {
+  Tables big = with_vrfs(20, Lpm::kSmallRoutes + 1);
   PortResolver resolve = index_resolver(big);
   try {
     build_snapshot(big, resolve, nullptr, kTicksPerSecond);
-    FAIL() << "20 more VRFs fit in 1 GiB of EAL memory";
+    FAIL() << "20 more rte_lpm VRFs fit in 1 GiB of EAL memory";
   } catch (const std::runtime_error &e) {
     const std::string what = e.what();
     EXPECT_NE(what.find("VRF "), std::string::npos) << what;
     EXPECT_NE(what.find("64 MiB"), std::string::npos) << what;
     EXPECT_NE(what.find("hugepages"), std::string::npos) << what;
   }
-  EXPECT_NE(build_snapshot(t, resolve, nullptr, kTicksPerSecond), nullptr);
+  EXPECT_NE(build_snapshot(gw(), resolve, nullptr, kTicksPerSecond), nullptr);
+}
+
+// Small VRFs take no rte_lpm: a thousand tenants of a hundred routes fit
+// where twenty large VRFs do not, and route as the fixtures expect (the
+// fixture cases run on small VRFs, so on the per-length form).
+TEST(Snapshot, AThousandSmallVrfsFit) {
+  Tables t = with_vrfs(1000, 100);
+  PortResolver resolve = index_resolver(t);
+  auto snap = build_snapshot(t, resolve, nullptr, kTicksPerSecond);
+  ASSERT_NE(snap, nullptr);
+  std::uint32_t small = 0;
+  for (const VrfEntry &v : snap->vrfs)
+    small += v.lpm != nullptr && v.lpm->get() == nullptr;
+  EXPECT_GE(small, 1000u);
+  std::uint32_t nh = 0;
+  const VrfEntry *last = snap->vrf(t.vrfs.back().id);
+  ASSERT_NE(last, nullptr);
+  ASSERT_TRUE(last->lpm->lookup((10u << 24) + 99, &nh));
+  EXPECT_EQ(last->lpm->prefixes()[nh], *IpPrefix::parse("10.0.0.99/32"));
+  EXPECT_FALSE(last->lpm->lookup((10u << 24) + 100, &nh));
+}
+
+// The per-length form answers every lookup as rte_lpm does: random sets of
+// prefixes (every length from /0 to /32, repeated prefixes, host bits set)
+// against random addresses and addresses at the edges of each prefix.
+TEST(Lpm, PerLengthFormMatchesRteLpm) {
+  std::mt19937 rng(20261124);
+  for (int round = 0; round < 40; ++round) {
+    const std::size_t n = 1 + rng() % Lpm::kSmallRoutes;
+    const std::uint32_t lengths = 1 + rng() % 33;  // how many distinct lengths
+    std::vector<std::uint8_t> pick;
+    for (std::uint32_t i = 0; i < lengths; ++i)
+      pick.push_back(static_cast<std::uint8_t>(rng() % 33));
+    // A narrow address range so that prefixes nest and overlap.
+    const std::uint32_t base = rng() & 0xffff0000u;
+    std::vector<IpPrefix> prefixes;
+    for (std::size_t i = 0; i < n; ++i) {
+      IpPrefix p;
+      p.len = pick[rng() % pick.size()];
+      p.addr = IpAddress::v4(base | (rng() & 0xffffu));
+      if (!prefixes.empty() && rng() % 10 == 0)
+        p = prefixes[rng() % prefixes.size()];  // listed twice
+      prefixes.push_back(p);
+    }
+    Lpm small(prefixes, Lpm::Form::kPerLength);
+    Lpm large(prefixes, Lpm::Form::kRteLpm);
+    ASSERT_EQ(small.get(), nullptr);
+    ASSERT_NE(large.get(), nullptr);
+    std::vector<std::uint32_t> probes;
+    for (const IpPrefix &p : prefixes) {
+      const std::uint32_t mask = p.len == 0 ? 0 : ~0u << (32 - p.len);
+      const std::uint32_t a = p.addr.v4_host() & mask;
+      probes.insert(probes.end(), {a, a | ~mask, a - 1, (a | ~mask) + 1});
+    }
+    for (int i = 0; i < 200; ++i)
+      probes.push_back(rng() % 4 == 0 ? static_cast<std::uint32_t>(rng())
+                                      : base | (rng() & 0xffffu));
+    for (std::uint32_t a : probes) {
+      std::uint32_t nh_small = ~0u, nh_large = ~0u;
+      const bool found_small = small.lookup(a, &nh_small);
+      const bool found_large = large.lookup(a, &nh_large);
+      ASSERT_EQ(found_small, found_large) << "round " << round << " address " << a;
+      if (found_large) {
+        ASSERT_EQ(nh_small, nh_large) << "round " << round << " address " << a;
+      }
+    }
+  }
 }
 
 }  // namespace
