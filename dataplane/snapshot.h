@@ -137,7 +137,7 @@ class Lpm {
   std::vector<IpPrefix> prefixes_;
   rte_lpm *lpm_ = nullptr;
   std::uint32_t default_nh_ = kEmpty;  // with lpm_: the /0, which rte_lpm refuses
-  std::vector<Level> levels_;  // longest prefix first
+  std::vector<Level> levels_;          // longest prefix first
   std::vector<Slot> slots_;
 };
 

@@ -84,8 +84,14 @@ STRATUS_INLINE stratus_u32 stratus_hash_final(stratus_u32 h, stratus_u32 len_byt
 }
 
 /* Hash of a whole key (fields already reduced by the service's flags). */
+/* The key is hashed as 32-bit words, read through a type that may alias
+ * its 16- and 8-bit fields: through a plain stratus_u32 pointer the
+ * compiler may read a word before the field stores that fill it (strict
+ * aliasing), and did, for a key built in a temporary and hashed at once. */
+typedef stratus_u32 __attribute__((__may_alias__)) stratus_u32_alias;
+
 STRATUS_INLINE stratus_u32 stratus_flow_hash(const struct stratus_flow_key *key, stratus_u32 seed) {
-  const stratus_u32 *w = (const stratus_u32 *)key;
+  const stratus_u32_alias *w = (const stratus_u32_alias *)key;
   stratus_u32 h = seed;
   h = stratus_hash_block(h, w[0]);
   h = stratus_hash_block(h, w[1]);
