@@ -737,4 +737,29 @@ std::string digest_hex(std::uint64_t v) {
   return buf;
 }
 
+std::string conn_memory_problem(std::uint64_t bytes_each, int count, const std::string &unit,
+                                std::uint64_t available, const std::string &remedy) {
+  const std::uint64_t need = bytes_each * static_cast<std::uint64_t>(count);
+  if (need <= available / 2)
+    return "";
+  auto mib = [](std::uint64_t b) { return std::to_string((b + (1u << 20) - 1) >> 20) + " MiB"; };
+  return "connection tables of " + mib(bytes_each) + " per " + unit + " x " +
+         std::to_string(count) + " " + unit + (count == 1 ? "" : "s") + " = " + mib(need) + " exceed half of the " +
+         mib(available) + " of memory available; " + remedy;
+}
+
+std::uint64_t mem_available() {
+  std::FILE *f = std::fopen("/proc/meminfo", "r");
+  if (!f)
+    return 0;
+  char line[256];
+  unsigned long long kib = 0;
+  while (std::fgets(line, sizeof line, f)) {
+    if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
+      break;
+  }
+  std::fclose(f);
+  return static_cast<std::uint64_t>(kib) * 1024;
+}
+
 }  // namespace stratus

@@ -386,4 +386,13 @@ std::uint64_t entry_digest(const Service &s);
 std::uint64_t digest_update(const Tables &from, std::uint64_t from_digest, const Tables &to);
 std::string digest_hex(std::uint64_t d);
 
+// Connection tables, on either data plane, may take half of the memory
+// free on the host at most. Why tables of `bytes_each` for each of `count`
+// units (`unit`: "CPU", "worker") cannot be made with `available` bytes
+// free, ending with `remedy`; empty when they can.
+std::string conn_memory_problem(std::uint64_t bytes_each, int count, const std::string &unit,
+                                std::uint64_t available, const std::string &remedy);
+// MemAvailable from /proc/meminfo, in bytes; 0 when unknown.
+std::uint64_t mem_available();
+
 }  // namespace stratus

@@ -27,6 +27,7 @@
 
 #include <boost/intrusive/list.hpp>
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -178,6 +179,11 @@ class FlowTable {
 
   std::uint32_t size() const { return size_; }
   std::uint32_t capacity() const { return static_cast<std::uint32_t>(entries_.size()); }
+  // The memory a table of `capacity` entries takes (entries and index).
+  static std::uint64_t bytes_for(std::uint32_t capacity) {
+    return std::uint64_t{capacity} * sizeof(FlowEntry) +
+           std::bit_ceil(std::uint64_t{capacity} * 2) * sizeof(Slot);
+  }
   std::uint32_t limit() const { return limit_; }
   std::uint64_t evictions() const { return evictions_; }
 

@@ -129,6 +129,18 @@ int run(Options &o) {
     return 1;
   }
   const auto nworkers = static_cast<std::uint16_t>(lcores.size());
+  // Each worker's connection table is made (and touched) at start: refuse
+  // tables that would leave the host short of memory rather than be killed
+  // for them.
+  if (std::uint64_t available = stratus::mem_available(); available > 0) {
+    const std::string why =
+        stratus::conn_memory_problem(FlowTable::bytes_for(o.worker.flow_capacity), nworkers,
+                                     "worker", available, "lower --flows");
+    if (!why.empty()) {
+      std::fprintf(stderr, "stratus-dpdk: --flows %u: %s\n", o.worker.flow_capacity, why.c_str());
+      return 1;
+    }
+  }
   PortConfig pcfg;
   pcfg.workers = nworkers;
   rte_mempool *pool =

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "config/tables.h"
 #include "lb/flow_hash.h"
 #include "xdp/bpf/stratus_maps.h"
 
@@ -330,41 +331,13 @@ void XdpLoader::ensure_conn_tables(std::uint32_t entries) {
   }
 }
 
-std::string conn_memory_problem(std::uint64_t bytes_per_cpu, int cpus, std::uint64_t available) {
-  const std::uint64_t need = bytes_per_cpu * static_cast<std::uint64_t>(cpus);
-  if (need <= available / 2)
-    return "";
-  auto mib = [](std::uint64_t b) { return std::to_string((b + (1u << 20) - 1) >> 20) + " MiB"; };
-  return "connection tables of " + mib(bytes_per_cpu) + " per CPU x " + std::to_string(cpus) +
-         " CPUs = " + mib(need) + " exceed half of the " + mib(available) +
-         " of memory available; lower flows.max_entries";
-}
-
-namespace {
-
-// MemAvailable from /proc/meminfo, in bytes; 0 when unknown.
-std::uint64_t mem_available() {
-  std::FILE *f = std::fopen("/proc/meminfo", "r");
-  if (!f)
-    return 0;
-  char line[256];
-  unsigned long long kib = 0;
-  while (std::fgets(line, sizeof line, f)) {
-    if (std::sscanf(line, "MemAvailable: %llu kB", &kib) == 1)
-      break;
-  }
-  std::fclose(f);
-  return static_cast<std::uint64_t>(kib) * 1024;
-}
-
-}  // namespace
-
 void XdpLoader::resize_conn_tables(std::uint32_t entries) {
   if (conn_table_entries() == conn_sets_for(entries) * STRATUS_CONN_WAYS)
     return;
   if (std::uint64_t available = mem_available(); available > 0) {
-    std::string why = conn_memory_problem(
-        std::uint64_t{conn_sets_for(entries)} * sizeof(stratus_conn_set), ncpus_, available);
+    std::string why =
+        conn_memory_problem(std::uint64_t{conn_sets_for(entries)} * sizeof(stratus_conn_set),
+                            ncpus_, "CPU", available, "lower flows.max_entries");
     if (!why.empty())
       throw XdpError("flows.max_entries " + std::to_string(entries) + ": " + why);
   }

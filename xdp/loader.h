@@ -35,11 +35,6 @@ struct LoaderOptions {
   std::uint32_t conn_entries = 65536;
 };
 
-// Why connection tables of `bytes_per_cpu` on each of `cpus` CPUs cannot
-// be made with `available` bytes of memory free (MemAvailable): they may take
-// half of it at most. Empty when they can.
-std::string conn_memory_problem(std::uint64_t bytes_per_cpu, int cpus, std::uint64_t available);
-
 class XdpLoader {
  public:
   explicit XdpLoader(const LoaderOptions &options);

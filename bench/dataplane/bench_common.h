@@ -7,6 +7,8 @@
 // VXLAN backends (Maglev M = 65537).
 #pragma once
 
+#include <algorithm>
+#include <cinttypes>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +18,7 @@
 
 #include "config/tables.h"
 #include "dataplane/dpdk.h"
+#include "dataplane/pipeline.h"
 
 namespace stratus::dpdk::bench {
 
@@ -225,6 +228,105 @@ struct Frames {
   std::vector<std::uint8_t> tenant_lb =
       vxlan_of(tcp_frame((10u << 24) + (9u << 8) + 5, kTenantVip, 443));
 };
+
+// One position of a row's burst pattern: a frame whose source address is
+// XORed with a flow number that cycles over `flows` values.
+struct Slot {
+  std::uint32_t frame;    // index into the row's frames
+  std::uint32_t flows;    // distinct flows at this position
+  std::uint32_t src_off;  // offset of the 32-bit source address varied per flow
+};
+
+inline std::vector<Slot> same(std::uint32_t frame, std::uint32_t flows, std::uint32_t src_off) {
+  return std::vector<Slot>(Pipeline::kBurst, Slot{frame, flows, src_off});
+}
+
+// The command line both benches take:
+//   [--seconds S] [--reps N] [--only SUBSTRING] [--json PATH]
+struct Options {
+  double seconds = 0.5;  // per run of a row
+  int reps = 3;          // runs of each row; the fastest is kept
+  std::string only;      // rows whose name contains it (and the baseline)
+  std::string json_path;
+};
+
+inline Options parse_options(int argc, char **argv) {
+  Options o;
+  for (int i = 1; i + 1 < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--seconds")
+      o.seconds = std::atof(argv[i + 1]);
+    else if (a == "--reps")
+      o.reps = std::max(1, std::atoi(argv[i + 1]));
+    else if (a == "--json")
+      o.json_path = argv[i + 1];
+    else if (a == "--only")
+      o.only = argv[i + 1];
+  }
+  return o;
+}
+
+// A row's result, as the report prints it.
+struct Figure {
+  std::string name;
+  std::uint32_t flows = 0;
+  double cycles = 0;
+  std::uint64_t failed = 0;  // packets not forwarded (a row that should forward all)
+};
+
+// Prints the rows (cycles, ns, Mpps and rate against figures[0], the
+// baseline), restates the targets from the rows both benches name
+// alike, and writes the rows as JSON to `json_path` when given.
+inline void report(const std::vector<Figure> &figures, std::uint64_t hz,
+                   const std::string &json_path) {
+  std::printf("%-44s %9s %8s %8s %10s\n", "path", "cyc/pkt", "ns/pkt", "Mpps", "rate/base");
+  const double base = figures.front().cycles;
+  std::string json = "[";
+  for (const Figure &f : figures) {
+    const double ns = f.cycles * 1e9 / static_cast<double>(hz);
+    const double mpps = static_cast<double>(hz) / f.cycles / 1e6;
+    std::printf("%-44s %9.1f %8.2f %8.2f %9.2fx", f.name.c_str(), f.cycles, ns, mpps,
+                base / f.cycles);
+    if (f.failed != 0)
+      std::printf("  (%" PRIu64 " packets not forwarded!)", f.failed);
+    std::printf("\n");
+    char row[320];
+    std::snprintf(row, sizeof row,
+                  "%s{\"path\": \"%s\", \"flows\": %u, \"cycles_per_packet\": %.1f, "
+                  "\"ns_per_packet\": %.2f, \"mpps\": %.2f, \"rate_vs_baseline\": %.3f}",
+                  json.size() > 1 ? ", " : "", f.name.c_str(), f.flows, f.cycles, ns, mpps,
+                  base / f.cycles);
+    json += row;
+  }
+  auto cycles = [&](const std::string &name) {
+    for (const Figure &f : figures) {
+      if (f.name == name)
+        return f.cycles;
+    }
+    return 0.0;
+  };
+  const double ov = cycles("overlay: vxlan decap+route+encap 1k");
+  const double lb1k = cycles("LB established, VRF-0 VIP 1k");
+  const double lb1m = cycles("LB established, VRF-0 VIP 1M");
+  const double tlb1k = cycles("LB established, tenant VIP 1k");
+  const double tlb1m = cycles("LB established, tenant VIP 1M");
+  if (ov != 0)
+    std::printf("target overlay rate >= 0.5x baseline:        %.2fx\n", base / ov);
+  if (lb1k != 0)
+    std::printf("target LB established <= 120 cycles/packet:  %.1f (VRF-0), %.1f (tenant)\n", lb1k,
+                tlb1k);
+  if (lb1k != 0 && lb1m != 0)
+    std::printf("target LB rate 1M flows >= 0.7x 1k flows:    %.2fx (VRF-0), %.2fx (tenant)\n",
+                lb1k / lb1m, tlb1m != 0 ? tlb1k / tlb1m : 0.0);
+  if (!json_path.empty()) {
+    if (std::FILE *f = std::fopen(json_path.c_str(), "w")) {
+      std::fprintf(f, "%s]\n", json.c_str());
+      std::fclose(f);
+    } else {
+      std::fprintf(stderr, "cannot write %s\n", json_path.c_str());
+    }
+  }
+}
 
 // The load average, to print beside the figures.
 inline std::string load_average() {

@@ -49,14 +49,6 @@ using namespace stratus::dpdk::bench;
 
 // ---------------------------------------------------------------- runs
 
-// One position of a burst: a frame whose source address is XORed with a
-// flow number that cycles over `flows` values.
-struct Slot {
-  std::uint32_t frame;    // index into Row::frames
-  std::uint32_t flows;    // distinct flows at this position
-  std::uint32_t src_off;  // offset of the 32-bit source address varied per flow
-};
-
 struct Row {
   std::string name;
   std::string in_port;
@@ -174,28 +166,11 @@ double measure(Arena &a, const Row &r, double seconds, std::uint64_t warm, Fn &&
          static_cast<double>(kChunkBursts * Pipeline::kBurst);
 }
 
-std::vector<Slot> same(std::uint32_t frame, std::uint32_t flows, std::uint32_t src_off) {
-  return std::vector<Slot>(Pipeline::kBurst, Slot{frame, flows, src_off});
-}
-
 }  // namespace
 
 int main(int argc, char **argv) {
-  double seconds = 0.5;
-  int reps = 3;
-  std::string json_path;
-  std::string only;
-  for (int i = 1; i + 1 < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--seconds")
-      seconds = std::atof(argv[i + 1]);
-    else if (a == "--reps")
-      reps = std::max(1, std::atoi(argv[i + 1]));
-    else if (a == "--json")
-      json_path = argv[i + 1];
-    else if (a == "--only")
-      only = argv[i + 1];
-  }
+  const Options opt = parse_options(argc, argv);
+  const double seconds = opt.seconds;
   const char *eal[] = {
       "pipeline_bench", "--no-huge",   "--no-shconf", "--no-pci",      "-l", "0", "-m",
       "2048",           "--log-level", "*:warning",   "--no-telemetry"};
@@ -298,13 +273,13 @@ int main(int argc, char **argv) {
     rows.back().flow_capacity = 1u << 18;
     rows.back().warm_flows = 1u << 18;
   }
-  if (!only.empty()) {
+  if (!opt.only.empty()) {
     std::erase_if(rows, [&](const Row &r) {
-      return !r.baseline && !r.copy_only && r.name.find(only) == std::string::npos;
+      return !r.baseline && !r.copy_only && r.name.find(opt.only) == std::string::npos;
     });
   }
 
-  for (int rep = 0; rep < reps; ++rep) {
+  for (int rep = 0; rep < opt.reps; ++rep) {
     for (Row &r : rows) {
       double cycles;
       if (r.copy_only) {
@@ -353,58 +328,12 @@ int main(int argc, char **argv) {
   std::printf(
       "DPDK pipeline, one core, %u routes, burst %u, TSC %.2f GHz, %.2f s x %d runs per row "
       "(fastest kept), load average %s\n",
-      kRoutes, Pipeline::kBurst, static_cast<double>(hz) / 1e9, seconds, reps,
+      kRoutes, Pipeline::kBurst, static_cast<double>(hz) / 1e9, seconds, opt.reps,
       load_average().c_str());
-  std::printf("%-44s %9s %8s %8s %10s\n", "path", "cyc/pkt", "ns/pkt", "Mpps", "rate/base");
-  const double base = rows.front().best_cycles;
-  std::string json = "[";
-  auto find = [&](const std::string &name) -> const Row * {
-    for (const Row &r : rows) {
-      if (r.name == name)
-        return &r;
-    }
-    return nullptr;
-  };
-  for (const Row &r : rows) {
-    const double ns = r.best_cycles * 1e9 / static_cast<double>(hz);
-    const double mpps = static_cast<double>(hz) / r.best_cycles / 1e6;
-    std::printf("%-44s %9.1f %8.2f %8.2f %9.2fx", r.name.c_str(), r.best_cycles, ns, mpps,
-                base / r.best_cycles);
-    if (r.not_forwarded != 0)
-      std::printf("  (%" PRIu64 " packets not forwarded!)", r.not_forwarded);
-    std::printf("\n");
-    char row[320];
-    std::snprintf(row, sizeof row,
-                  "%s{\"path\": \"%s\", \"flows\": %u, \"cycles_per_packet\": %.1f, "
-                  "\"ns_per_packet\": %.2f, \"mpps\": %.2f, \"rate_vs_baseline\": %.3f}",
-                  json.size() > 1 ? ", " : "", r.name.c_str(), r.flows_label, r.best_cycles, ns,
-                  mpps, base / r.best_cycles);
-    json += row;
-  }
-  // The targets, from this run's figures.
-  const Row *ov = find("overlay: vxlan decap+route+encap 1k");
-  const Row *lb1k = find("LB established, VRF-0 VIP 1k");
-  const Row *lb1m = find("LB established, VRF-0 VIP 1M");
-  const Row *tlb1k = find("LB established, tenant VIP 1k");
-  const Row *tlb1m = find("LB established, tenant VIP 1M");
-  if (ov != nullptr)
-    std::printf("target overlay rate >= 0.5x baseline:        %.2fx\n", base / ov->best_cycles);
-  if (lb1k != nullptr)
-    std::printf("target LB established <= 120 cycles/packet:  %.1f (VRF-0), %.1f (tenant)\n",
-                lb1k->best_cycles, tlb1k != nullptr ? tlb1k->best_cycles : 0.0);
-  if (lb1k != nullptr && lb1m != nullptr)
-    std::printf(
-        "target LB rate 1M flows >= 0.7x 1k flows:    %.2fx (VRF-0), %.2fx (tenant)\n",
-        lb1k->best_cycles / lb1m->best_cycles,
-        tlb1k != nullptr && tlb1m != nullptr ? tlb1k->best_cycles / tlb1m->best_cycles : 0.0);
-  if (!json_path.empty()) {
-    if (std::FILE *f = std::fopen(json_path.c_str(), "w")) {
-      std::fprintf(f, "%s]\n", json.c_str());
-      std::fclose(f);
-    } else {
-      std::fprintf(stderr, "cannot write %s\n", json_path.c_str());
-    }
-  }
+  std::vector<Figure> figures;
+  for (const Row &r : rows)
+    figures.push_back({r.name, r.flows_label, r.best_cycles, r.not_forwarded});
+  report(figures, hz, opt.json_path);
   snap.reset();  // its LPMs live in EAL memory
   rte_eal_cleanup();
   return 0;

@@ -8,22 +8,20 @@
 // Where pipeline_bench times the pipeline alone on packets its own core has
 // just written (hot in L1), here the packets come as a NIC delivers them:
 // written by another agent, not in the worker's caches. The worker runs on
-// lcore 1 and polls net_ring ethdevs; a feeder on lcore 0 plays the NIC. It
-// takes what the worker sent from the TX ring, rewrites each mbuf with the
-// row's next frame and flow (as a NIC's DMA rewrites a receive buffer) and
-// puts it back on the RX ring. A fixed population of mbufs circulates, so
-// nothing is allocated or freed.
+// lcore 1 and polls net_ring ethdevs; a feeder on lcore 0 plays the NIC.
+// For each batch of 4096 packets it rewrites every mbuf with the row's
+// next frame and flow (as a NIC's DMA rewrites a receive buffer) and moves
+// those lines to the last-level cache (CLDEMOTE, where DDIO leaves them),
+// untimed; then it puts the whole batch on the RX ring at once and times
+// until the worker has sent all but its last burst. Its own writing is
+// thus outside the timed span, and the worker is never short of packets.
+// The same mbufs circulate, so nothing is allocated or freed.
 //
-// The rate is the feeder's count of packets round the loop, over chunks of
-// 2048 packets; a run's figure is its median chunk, each row keeps its
-// fastest of --reps runs. A row is the worker's figure only while the
-// worker is the bottleneck: then the packets wait in its RX ring. The
-// "RX backlog" column is the mean fill of that ring at the feeder's
-// polls; a row whose backlog falls under one burst is marked feeder-bound
-// (the figure is then the feeder's, and the ratio understated for the
-// baseline or overstated for a path). Tables and frames are
-// pipeline_bench's (bench_common.h); the clock is the TSC. The last lines
-// restate the targets from this run; nothing is asserted.
+// A run's figure is its median batch, each row keeps its fastest of
+// --reps runs; the rate ratio is baseline cycles / row cycles. Tables,
+// frames and the report are shared with pipeline_bench (bench_common.h);
+// the clock is the TSC. The last lines restate the targets from
+// this run; nothing is asserted. Needs lcores 0 and 1 (SKIP otherwise).
 //
 //   worker_bench [--seconds S] [--reps N] [--only SUBSTRING] [--json PATH]
 #include <rte_eth_ring.h>
@@ -57,14 +55,6 @@ using namespace stratus::dpdk::bench;
 constexpr unsigned kBatch = 4096;  // packets per round: 128 bursts, ~1 MiB of lines
 constexpr unsigned kRingSize = 8192;
 constexpr unsigned kWorkerLcore = 1;
-
-// One position of the feeder's burst pattern: a frame whose source address
-// is XORed with a flow number that cycles over `flows` values.
-struct Slot {
-  std::uint32_t frame;
-  std::uint32_t flows;
-  std::uint32_t src_off;
-};
 
 struct Row {
   std::string name;
@@ -291,28 +281,11 @@ unsigned drain(const Nic &nic) {
   return n;
 }
 
-std::vector<Slot> same(std::uint32_t frame, std::uint32_t flows, std::uint32_t src_off) {
-  return std::vector<Slot>(Pipeline::kBurst, Slot{frame, flows, src_off});
-}
-
 }  // namespace
 
 int main(int argc, char **argv) {
-  double seconds = 0.5;
-  int reps = 3;
-  std::string json_path;
-  std::string only;
-  for (int i = 1; i + 1 < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--seconds")
-      seconds = std::atof(argv[i + 1]);
-    else if (a == "--reps")
-      reps = std::max(1, std::atoi(argv[i + 1]));
-    else if (a == "--json")
-      json_path = argv[i + 1];
-    else if (a == "--only")
-      only = argv[i + 1];
-  }
+  const Options opt = parse_options(argc, argv);
+  const double seconds = opt.seconds;
   const char *eal[] = {"worker_bench",  "--no-huge", "--no-shconf", "--no-pci",    "-l",
                        "0,1",           "-m",        "2048",        "--log-level", "*:warning",
                        "--no-telemetry"};
@@ -390,14 +363,15 @@ int main(int argc, char **argv) {
     rows.back().flow_capacity = 65536;
     rows.back().warm = 65536;
   }
-  if (!only.empty()) {
-    std::erase_if(
-        rows, [&](const Row &r) { return !r.baseline && r.name.find(only) == std::string::npos; });
+  if (!opt.only.empty()) {
+    std::erase_if(rows, [&](const Row &r) {
+      return !r.baseline && r.name.find(opt.only) == std::string::npos;
+    });
   }
 
-  WorkerOptions opt;
-  opt.idle_sleep_us = 0;  // a production worker busy-polls
-  for (int rep = 0; rep < reps; ++rep) {
+  WorkerOptions worker_options;
+  worker_options.idle_sleep_us = 0;  // a production worker busy-polls
+  for (int rep = 0; rep < opt.reps; ++rep) {
     for (Row &r : rows) {
       RunResult res;
       if (r.baseline) {
@@ -409,7 +383,7 @@ int main(int argc, char **argv) {
         w.stop.store(true, std::memory_order_relaxed);
         rte_eal_wait_lcore(kWorkerLcore);
       } else {
-        WorkerOptions o = opt;
+        WorkerOptions o = worker_options;
         o.flow_capacity = r.flow_capacity;
         Worker w(0, *publisher, o, {RxQueue{nic.port(r.in_port).dev, 0}}, ports->tx_slots_for(0));
         rte_eal_remote_launch([](void *arg) { return static_cast<Worker *>(arg)->run(); }, &w,
@@ -430,57 +404,12 @@ int main(int argc, char **argv) {
       "DPDK worker loop on lcore %u, packets from a feeder on lcore 0 over net_ring, %u routes, "
       "batches of %u packets, TSC %.2f GHz, %.2f s x %d runs per row (fastest kept), load average "
       "%s\n",
-      kWorkerLcore, kRoutes, kBatch, static_cast<double>(hz) / 1e9, seconds, reps,
+      kWorkerLcore, kRoutes, kBatch, static_cast<double>(hz) / 1e9, seconds, opt.reps,
       load_average().c_str());
-  std::printf("%-40s %9s %8s %8s %10s\n", "path", "cyc/pkt", "ns/pkt", "Mpps", "rate/base");
-  const double base = rows.front().best_cycles;
-  std::string json = "[";
-  for (const Row &r : rows) {
-    const double ns = r.best_cycles * 1e9 / static_cast<double>(hz);
-    const double mpps = static_cast<double>(hz) / r.best_cycles / 1e6;
-    std::printf("%-40s %9.1f %8.2f %8.2f %9.2fx", r.name.c_str(), r.best_cycles, ns, mpps,
-                base / r.best_cycles);
-    if (r.lost != 0)
-      std::printf("  (%" PRIu64 " packets lost!)", r.lost);
-    std::printf("\n");
-    char row[320];
-    std::snprintf(row, sizeof row,
-                  "%s{\"path\": \"%s\", \"flows\": %u, \"cycles_per_packet\": %.1f, "
-                  "\"ns_per_packet\": %.2f, \"mpps\": %.2f, \"rate_vs_baseline\": %.3f}",
-                  json.size() > 1 ? ", " : "", r.name.c_str(), r.flows_label, r.best_cycles, ns,
-                  mpps, base / r.best_cycles);
-    json += row;
-  }
-  auto find = [&](const std::string &name) -> const Row * {
-    for (const Row &r : rows) {
-      if (r.name == name)
-        return &r;
-    }
-    return nullptr;
-  };
-  const Row *ov = find("overlay: vxlan decap+route+encap 1k");
-  const Row *lb1k = find("LB established, VRF-0 VIP 1k");
-  const Row *lb1m = find("LB established, VRF-0 VIP 1M");
-  const Row *tlb1k = find("LB established, tenant VIP 1k");
-  const Row *tlb1m = find("LB established, tenant VIP 1M");
-  if (ov != nullptr)
-    std::printf("target overlay rate >= 0.5x baseline:        %.2fx\n", base / ov->best_cycles);
-  if (lb1k != nullptr)
-    std::printf("target LB established <= 120 cycles/packet:  %.1f (VRF-0), %.1f (tenant)\n",
-                lb1k->best_cycles, tlb1k != nullptr ? tlb1k->best_cycles : 0.0);
-  if (lb1k != nullptr && lb1m != nullptr)
-    std::printf(
-        "target LB rate 1M flows >= 0.7x 1k flows:    %.2fx (VRF-0), %.2fx (tenant)\n",
-        lb1k->best_cycles / lb1m->best_cycles,
-        tlb1k != nullptr && tlb1m != nullptr ? tlb1k->best_cycles / tlb1m->best_cycles : 0.0);
-  if (!json_path.empty()) {
-    if (std::FILE *f = std::fopen(json_path.c_str(), "w")) {
-      std::fprintf(f, "%s]\n", json.c_str());
-      std::fclose(f);
-    } else {
-      std::fprintf(stderr, "cannot write %s\n", json_path.c_str());
-    }
-  }
+  std::vector<Figure> figures;
+  for (const Row &r : rows)
+    figures.push_back({r.name, r.flows_label, r.best_cycles, r.lost});
+  report(figures, hz, opt.json_path);
   ports->close();
   ports.reset();
   publisher.reset();  // the snapshot's LPMs live in EAL memory

@@ -278,6 +278,13 @@ TEST(FlowTable, IndexStaysConsistentUnderChurn) {
   EXPECT_EQ(found, t.size());
 }
 
+// What stratus-dpdk checks against the free memory before it makes a
+// worker's table: a line per entry and two index slots of 8 bytes each.
+TEST(FlowTable, BytesForCountsEntriesAndIndex) {
+  EXPECT_EQ(FlowTable::bytes_for(1u << 20), (64u << 20) + (16u << 20));
+  EXPECT_EQ(FlowTable::bytes_for(1000), 1000u * 64 + 2048u * 8);
+}
+
 TEST(AllocationCounter, CountsThisThreadsAllocations) {
   testing::AllocationCounter counter;
   volatile std::size_t n = 3;  // keeps the allocation from being elided

@@ -322,11 +322,14 @@ api::DataplaneDriver::TouchedKeys touched_between(const Tables &from, const Tabl
 // the figures, before any table is made.
 TEST(ConnTables, RefusedWhenTheyWouldTakeHalfTheFreeMemory) {
   constexpr std::uint64_t kGiB = 1ull << 30;
-  EXPECT_EQ(conn_memory_problem(4u << 20, 64, 16 * kGiB), "") << "4 MiB x 64 CPUs of 16 GiB";
-  EXPECT_EQ(conn_memory_problem(kGiB, 4, 8 * kGiB), "") << "exactly half";
-  EXPECT_EQ(conn_memory_problem(4 * kGiB, 2, 20 * kGiB), "") << "8 of 20 GiB";
-  EXPECT_NE(conn_memory_problem(kGiB + 1, 4, 8 * kGiB), "") << "a byte over half";
-  EXPECT_EQ(conn_memory_problem(4 * kGiB, 8, 20 * kGiB),
+  auto problem = [](std::uint64_t each, int cpus, std::uint64_t available) {
+    return conn_memory_problem(each, cpus, "CPU", available, "lower flows.max_entries");
+  };
+  EXPECT_EQ(problem(4u << 20, 64, 16 * kGiB), "") << "4 MiB x 64 CPUs of 16 GiB";
+  EXPECT_EQ(problem(kGiB, 4, 8 * kGiB), "") << "exactly half";
+  EXPECT_EQ(problem(4 * kGiB, 2, 20 * kGiB), "") << "8 of 20 GiB";
+  EXPECT_NE(problem(kGiB + 1, 4, 8 * kGiB), "") << "a byte over half";
+  EXPECT_EQ(problem(4 * kGiB, 8, 20 * kGiB),
             "connection tables of 4096 MiB per CPU x 8 CPUs = 32768 MiB exceed half of the "
             "20480 MiB of memory available; lower flows.max_entries");
 }
