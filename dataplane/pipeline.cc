@@ -251,12 +251,13 @@ std::uint64_t Pipeline::process(const FibSnapshot &snap, std::uint16_t in_port, 
 }
 
 // The burst goes through stages so that the memory each packet needs is on
-// its way while the others are worked on: (1) parse and classify every
-// packet; (2) hash the flows of load-balanced packets and prefetch their
-// index slots, look routed packets up in the LPM (prefetching the route's
-// action) and hash their VXLAN source port; (3) prefetch the
-// connection-table entry each index slot names; (4) finish each packet in
-// order. Packets only share state (the connection table) in stage 4, which
+// its way while the others are worked on: (0) prefetch every mbuf and
+// frame; (1) parse and classify each packet and, in the same pass, look a
+// routed packet up in the LPM (prefetching the route's action) and queue
+// the flow hashes it needs, hashing them kLanes at a time and prefetching
+// the connection table's index slot of each load-balanced flow; (2)
+// prefetch the entry each index slot names; (3) finish each packet in
+// order. Packets only share state (the connection table) in stage 3, which
 // keeps the burst's order, so the result is the same as finishing packets
 // one by one.
 template <PortRole R>
@@ -281,9 +282,9 @@ std::uint64_t Pipeline::run(const FibSnapshot &snap, std::uint16_t in_port, rte_
   };
   for (std::uint16_t i = 0; i < n; ++i)
     prefetch_frame(pkts[i]);
-  // Stages 1 and 2 in one pass: a group of kLanes flows is hashed as soon
-  // as it is complete, so the connection table's index lines of the first
-  // groups are on their way while the rest of the burst is parsed.
+  // A group of kLanes flows is hashed as soon as it is complete, so the
+  // connection table's index lines of the first groups are on their way
+  // while the rest of the burst is parsed.
   bool balanced = false;
   std::uint16_t lane_pkt[kLanes];
   unsigned lanes = 0;
