@@ -630,7 +630,8 @@ TEST(Lb, VipWithSeveralPortServices) {
   alt.backends = {b};
   alt.maglev_size = 7;
   alt.maglev = std::vector<std::uint32_t>(7, 0);
-  tables.services.push_back(alt);
+  const std::uint16_t web_port = web->port;
+  tables.services.push_back(alt);  // `web` dangles from here on
   XdpDriver driver(private_maps());
   driver.install(Tables{}, tables);
 
@@ -667,7 +668,7 @@ TEST(Lb, VipWithSeveralPortServices) {
 
   // A port of neither (and no port-0 service): the host's.
   fx::PacketStep none = p;
-  none.input = with_port(static_cast<std::uint16_t>(web->port + 2));
+  none.input = with_port(static_cast<std::uint16_t>(web_port + 2));
   none.verdict = fx::Verdict::kPass;
   check_step(driver, none, 1);
   EXPECT_EQ(alt_packets(), 1u);
