@@ -459,13 +459,17 @@ TEST(Service, RestartRestoresTablesAndGeneration) {
     pb::ApplyReply reply;
     ASSERT_TRUE(svc.apply(txn(9, 0, true, full_sync_ops(sample())), &reply).ok());
   }  // the destructor flushes the persistence thread
-  FakeDriver driver;
-  DataplaneService svc(driver, {"gw-a", DataplaneKind::kXdp, file});
-  EXPECT_TRUE(svc.restore());
-  EXPECT_EQ(svc.generation(), 9u);
-  EXPECT_EQ(driver.installed, sample());
-  EXPECT_EQ(svc.table_digest(), digest(sample()));
-  std::filesystem::remove_all(dir);
+  {
+    FakeDriver driver;
+    DataplaneService svc(driver, {"gw-a", DataplaneKind::kXdp, file});
+    EXPECT_TRUE(svc.restore());
+    EXPECT_EQ(svc.generation(), 9u);
+    EXPECT_EQ(driver.installed, sample());
+    EXPECT_EQ(svc.table_digest(), digest(sample()));
+  }  // its persistence thread may still write into `dir` until it is gone
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  EXPECT_FALSE(ec) << dir << ": " << ec.message();
 }
 
 TEST(Service, CounterNamesComeFromTheTables) {
