@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
@@ -42,18 +43,23 @@ inline Tables make_tables() {
                   {"t1", PortRole::kTenant, mac(4), 1}};
   t.nexthops = {{IpAddress{}, "ul0", mac(0xfe), MacAddress{}}};
   t.vrfs = {{1, 100, "red", {*IpAddress::parse("10.0.0.1")}}};
-  // 100k /24 routes over 10.0.0.0/8 and 11.0.0.0/8, to 16 VTEPs; one local.
-  for (std::uint32_t i = 0; i < kRoutes; ++i) {
-    Route r;
-    r.vrf = 1;
-    r.prefix.addr = IpAddress::v4((10u << 24) + (i << 8));
-    r.prefix.len = 24;
-    r.kind = RouteKind::kRemote;
-    r.vtep = IpAddress::v4((192u << 24) + (2u << 8) + 100 + (i % 16));
-    r.vni_out = 100;
-    r.dst_mac = mac(0x10);
-    t.routes.push_back(r);
-  }
+  // `count` /24 routes of `vrf` from 10.0.0.0 up, to 16 VTEPs, leaving
+  // with `vni`.
+  auto remote_routes = [&](std::uint32_t vrf, std::uint32_t count, std::uint32_t vni) {
+    for (std::uint32_t i = 0; i < count; ++i) {
+      Route r;
+      r.vrf = vrf;
+      r.prefix.addr = IpAddress::v4((10u << 24) + (i << 8));
+      r.prefix.len = 24;
+      r.kind = RouteKind::kRemote;
+      r.vtep = IpAddress::v4((192u << 24) + (2u << 8) + 100 + (i % 16));
+      r.vni_out = vni;
+      r.dst_mac = mac(0x10);
+      t.routes.push_back(r);
+    }
+  };
+  // 100k /24 routes over 10.0.0.0/8 and 11.0.0.0/8; one local.
+  remote_routes(1, kRoutes, 100);
   Route local;
   local.vrf = 1;
   local.prefix = *IpPrefix::parse("172.16.0.0/16");
@@ -64,17 +70,7 @@ inline Tables make_tables() {
   // A small tenant (VRF 2, VNI 200): 100 /24 routes over 10.0.0.0/16, a /16
   // and a default route; small VRFs take the per-length form (Lpm).
   t.vrfs.push_back({2, 200, "blue", {*IpAddress::parse("10.0.0.1")}});
-  for (std::uint32_t i = 0; i < 100; ++i) {
-    Route r;
-    r.vrf = 2;
-    r.prefix.addr = IpAddress::v4((10u << 24) + (i << 8));
-    r.prefix.len = 24;
-    r.kind = RouteKind::kRemote;
-    r.vtep = IpAddress::v4((192u << 24) + (2u << 8) + 100 + (i % 16));
-    r.vni_out = 200;
-    r.dst_mac = mac(0x10);
-    t.routes.push_back(r);
-  }
+  remote_routes(2, 100, 200);
   for (const char *prefix : {"10.0.0.0/16", "0.0.0.0/0"}) {
     Route r;
     r.vrf = 2;
@@ -241,6 +237,38 @@ inline std::vector<Slot> same(std::uint32_t frame, std::uint32_t flows, std::uin
   return std::vector<Slot>(Pipeline::kBurst, Slot{frame, flows, src_off});
 }
 
+// A row of either bench: what it sends, its connection table, and its
+// result once run.
+struct BenchRow {
+  std::string name;
+  std::string in_port;
+  std::vector<std::vector<std::uint8_t>> frames;
+  std::vector<Slot> slots;          // Pipeline::kBurst of them
+  std::uint32_t flows = 0;          // distinct flows (for the report)
+  std::uint32_t flow_capacity = 0;  // connection table of the row
+  std::uint64_t warm = 0;           // packets sent before timing (table warm-up)
+  bool baseline = false;
+  double best_cycles = 0;    // the fastest run
+  std::uint64_t failed = 0;  // packets not forwarded, over every run
+};
+
+// A row of `flows` flows, with room for every one of them (established
+// rows only hit) and warmed with each once.
+inline BenchRow make_row(std::string name, std::string in_port,
+                         std::vector<std::vector<std::uint8_t>> frames, std::vector<Slot> slots,
+                         std::uint32_t flows, bool baseline = false) {
+  BenchRow r;
+  r.name = std::move(name);
+  r.in_port = std::move(in_port);
+  r.frames = std::move(frames);
+  r.slots = std::move(slots);
+  r.flows = flows;
+  r.flow_capacity = std::max<std::uint32_t>(65536, std::bit_ceil(flows));
+  r.warm = flows;
+  r.baseline = baseline;
+  return r;
+}
+
 // The command line both benches take:
 //   [--seconds S] [--reps N] [--only SUBSTRING] [--json PATH]
 struct Options {
@@ -266,19 +294,20 @@ inline Options parse_options(int argc, char **argv) {
   return o;
 }
 
-// A row's result, as the report prints it.
-struct Figure {
-  std::string name;
-  std::uint32_t flows = 0;
-  double cycles = 0;
-  std::uint64_t failed = 0;  // packets not forwarded (a row that should forward all)
-};
-
-// Prints the rows (cycles, ns, Mpps and rate against figures[0], the
+// Prints the rows (cycles, ns, Mpps and rate against the first, the
 // baseline), restates the targets from the rows both benches name
 // alike, and writes the rows as JSON to `json_path` when given.
-inline void report(const std::vector<Figure> &figures, std::uint64_t hz,
-                   const std::string &json_path) {
+template <typename Row>
+void report(const std::vector<Row> &rows, std::uint64_t hz, const std::string &json_path) {
+  struct Figure {
+    std::string name;
+    std::uint32_t flows;
+    double cycles;
+    std::uint64_t failed;
+  };
+  std::vector<Figure> figures;
+  for (const BenchRow &r : rows)
+    figures.push_back({r.name, r.flows, r.best_cycles, r.failed});
   std::printf("%-44s %9s %8s %8s %10s\n", "path", "cyc/pkt", "ns/pkt", "Mpps", "rate/base");
   const double base = figures.front().cycles;
   std::string json = "[";

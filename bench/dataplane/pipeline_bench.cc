@@ -49,19 +49,8 @@ using namespace stratus::dpdk::bench;
 
 // ---------------------------------------------------------------- runs
 
-struct Row {
-  std::string name;
-  std::string in_port;
-  std::vector<std::vector<std::uint8_t>> frames;
-  std::vector<Slot> slots;          // Pipeline::kBurst of them
-  std::uint32_t flow_capacity = 0;  // connection table of the row
-  std::uint32_t warm_flows = 0;     // packets sent before timing (table warm-up)
-  bool baseline = false;
-  bool copy_only = false;         // the frame copy alone: what every row pays for "RX"
-  std::uint32_t flows_label = 0;  // for the JSON
-  // Filled by the runs.
-  double best_cycles = 0;
-  std::uint64_t not_forwarded = 0;
+struct Row : BenchRow {
+  bool copy_only = false;  // the frame copy alone: what every row pays for "RX"
 };
 
 rte_mempool *g_pool;
@@ -204,17 +193,8 @@ int main(int argc, char **argv) {
   std::vector<Row> rows;
   auto add = [&](std::string name, std::string port, std::vector<std::vector<std::uint8_t>> frames,
                  std::vector<Slot> slots, std::uint32_t flows, bool baseline = false) {
-    Row r;
-    r.name = std::move(name);
-    r.in_port = std::move(port);
-    r.frames = std::move(frames);
-    r.slots = std::move(slots);
-    r.flows_label = flows;
-    r.baseline = baseline;
-    // Room for every flow of the row: established rows only hit.
-    r.flow_capacity = std::max<std::uint32_t>(65536, std::bit_ceil(flows));
-    r.warm_flows = flows;
-    rows.push_back(std::move(r));
+    rows.push_back(Row{make_row(std::move(name), std::move(port), std::move(frames),
+                                std::move(slots), flows, baseline)});
   };
   const std::uint32_t k1 = 1000, m1 = 1000000;
   add("baseline: lpm+mac", "t0", {tenant}, same(0, k1, src_off), k1, true);
@@ -239,7 +219,7 @@ int main(int argc, char **argv) {
     // Every packet a flow never seen (2^24 sources), into a full 64k table.
     add("LB new flow (64k table full)", "ul0", {lb}, same(0, 1u << 24, src_off), 1u << 24);
     rows.back().flow_capacity = 65536;
-    rows.back().warm_flows = 65536;
+    rows.back().warm = 65536;
   }
   {
     // A gateway's underlay port: per burst 16 overlay packets (12 re-encap,
@@ -271,7 +251,7 @@ int main(int argc, char **argv) {
     add("mix: 50% overlay, 37% LB est., 13% LB new", "ul0",
         {vxlan_of(tenant), vxlan_of(local), lb, tenant_lb}, s, 100000);
     rows.back().flow_capacity = 1u << 18;
-    rows.back().warm_flows = 1u << 18;
+    rows.back().warm = 1u << 18;
   }
   if (!opt.only.empty()) {
     std::erase_if(rows, [&](const Row &r) {
@@ -311,14 +291,14 @@ int main(int argc, char **argv) {
         auto flows = std::make_unique<FlowTable>(r.flow_capacity);
         Pipeline pipeline(*flows, *counters);
         std::uint64_t not_forwarded = 0;
-        cycles = measure(*arena, r, seconds, r.warm_flows, [&](rte_mbuf **pkts) {
+        cycles = measure(*arena, r, seconds, r.warm, [&](rte_mbuf **pkts) {
           const std::uint64_t now = rte_rdtsc();
           pipeline.process(*snap, in, pkts, Pipeline::kBurst, now, verdicts);
           pipeline.maintain(*snap, now);
           for (std::uint16_t i = 0; i < Pipeline::kBurst; ++i)
             not_forwarded += verdicts[i].action != Action::kForward;
         });
-        r.not_forwarded += not_forwarded;
+        r.failed += not_forwarded;
       }
       if (rep == 0 || cycles < r.best_cycles)
         r.best_cycles = cycles;
@@ -330,10 +310,7 @@ int main(int argc, char **argv) {
       "(fastest kept), load average %s\n",
       kRoutes, Pipeline::kBurst, static_cast<double>(hz) / 1e9, seconds, opt.reps,
       load_average().c_str());
-  std::vector<Figure> figures;
-  for (const Row &r : rows)
-    figures.push_back({r.name, r.flows_label, r.best_cycles, r.not_forwarded});
-  report(figures, hz, opt.json_path);
+  report(rows, hz, opt.json_path);
   snap.reset();  // its LPMs live in EAL memory
   rte_eal_cleanup();
   return 0;

@@ -56,18 +56,7 @@ constexpr unsigned kBatch = 4096;  // packets per round: 128 bursts, ~1 MiB of l
 constexpr unsigned kRingSize = 8192;
 constexpr unsigned kWorkerLcore = 1;
 
-struct Row {
-  std::string name;
-  std::string in_port;
-  std::vector<std::vector<std::uint8_t>> frames;
-  std::vector<Slot> slots;  // the pattern, Pipeline::kBurst positions
-  std::uint32_t flow_capacity = 65536;
-  std::uint64_t warm = 0;  // packets round the loop before timing
-  bool baseline = false;
-  std::uint32_t flows_label = 0;
-  double best_cycles = 0;
-  std::uint64_t lost = 0;
-};
+using Row = BenchRow;
 
 struct RingPort {
   std::string name;  // the node table's
@@ -334,16 +323,8 @@ int main(int argc, char **argv) {
   std::vector<Row> rows;
   auto add = [&](std::string name, std::string port, std::vector<std::vector<std::uint8_t>> frames,
                  std::vector<Slot> slots, std::uint32_t flows, bool baseline = false) {
-    Row r;
-    r.name = std::move(name);
-    r.in_port = std::move(port);
-    r.frames = std::move(frames);
-    r.slots = std::move(slots);
-    r.flows_label = flows;
-    r.baseline = baseline;
-    r.flow_capacity = std::max<std::uint32_t>(65536, std::bit_ceil(flows));
-    r.warm = flows;
-    rows.push_back(std::move(r));
+    rows.push_back(make_row(std::move(name), std::move(port), std::move(frames), std::move(slots),
+                            flows, baseline));
   };
   const std::uint32_t k1 = 1000, m1 = 1000000;
   add("baseline: rx, lpm+mac, tx", "t0", {fr.tenant}, same(0, k1, kSrcOff), k1, true);
@@ -393,7 +374,7 @@ int main(int argc, char **argv) {
         rte_eal_wait_lcore(kWorkerLcore);
       }
       drain(nic);  // what came back after its round gave up on it
-      r.lost += res.lost;
+      r.failed += res.lost;
       if (rep == 0 || res.cycles < r.best_cycles) {
         r.best_cycles = res.cycles;
       }
@@ -406,10 +387,7 @@ int main(int argc, char **argv) {
       "%s\n",
       kWorkerLcore, kRoutes, kBatch, static_cast<double>(hz) / 1e9, seconds, opt.reps,
       load_average().c_str());
-  std::vector<Figure> figures;
-  for (const Row &r : rows)
-    figures.push_back({r.name, r.flows_label, r.best_cycles, r.lost});
-  report(figures, hz, opt.json_path);
+  report(rows, hz, opt.json_path);
   ports->close();
   ports.reset();
   publisher.reset();  // the snapshot's LPMs live in EAL memory
