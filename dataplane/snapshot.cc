@@ -122,6 +122,7 @@ void Lpm::build_levels() {
   std::uint32_t count[33] = {};
   for (const auto &p : prefixes_)
     ++count[p.len];
+  std::uint32_t level_of[33] = {};  // by prefix length, where count[len] != 0
   for (int len = 32; len >= 0; --len) {
     if (count[len] == 0)
       continue;
@@ -131,14 +132,13 @@ void Lpm::build_levels() {
     l.first = static_cast<std::uint32_t>(slots_.size());
     l.slot_mask = slots - 1;
     l.shift = 64 - static_cast<std::uint32_t>(std::countr_zero(slots));
+    level_of[len] = static_cast<std::uint32_t>(levels_.size());
     levels_.push_back(l);
     slots_.resize(slots_.size() + slots);
   }
   for (std::size_t i = 0; i < prefixes_.size(); ++i) {
     const IpPrefix &p = prefixes_[i];
-    const Level &l = *std::find_if(levels_.begin(), levels_.end(), [&](const Level &x) {
-      return x.mask == (p.len == 0 ? 0 : ~std::uint32_t{0} << (32 - p.len));
-    });
+    const Level &l = levels_[level_of[p.len]];
     const std::uint32_t key = p.addr.v4_host() & l.mask;
     Slot *slots = slots_.data() + l.first;
     std::uint32_t s = slot_of(key, l.shift);
