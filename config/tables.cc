@@ -744,8 +744,8 @@ std::string conn_memory_problem(std::uint64_t bytes_each, int count, const std::
     return "";
   auto mib = [](std::uint64_t b) { return std::to_string((b + (1u << 20) - 1) >> 20) + " MiB"; };
   return "connection tables of " + mib(bytes_each) + " per " + unit + " x " +
-         std::to_string(count) + " " + unit + (count == 1 ? "" : "s") + " = " + mib(need) + " exceed half of the " +
-         mib(available) + " of memory available; " + remedy;
+         std::to_string(count) + " " + unit + (count == 1 ? "" : "s") + " = " + mib(need) +
+         " exceed half of the " + mib(available) + " of memory available; " + remedy;
 }
 
 std::uint64_t mem_available() {

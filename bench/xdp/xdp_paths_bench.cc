@@ -236,7 +236,8 @@ int main(int argc, char **argv) {
         for (auto &svc : tables.services) {
           for (std::size_t b = 0; b < svc.backends.size(); ++b) {
             if (svc.backends[b].encap == stratus::Encap::kVxlan) {
-              svc.maglev = std::vector<std::uint32_t>(svc.maglev.size(), static_cast<std::uint32_t>(b));
+              svc.maglev =
+                  std::vector<std::uint32_t>(svc.maglev.size(), static_cast<std::uint32_t>(b));
               break;
             }
           }
