@@ -20,6 +20,7 @@
 #include "config/tables.h"
 #include "dataplane/dpdk.h"
 #include "dataplane/pipeline.h"
+#include "dataplane/snapshot.h"
 
 namespace stratus::dpdk::bench {
 
@@ -235,6 +236,21 @@ struct Slot {
 
 inline std::vector<Slot> same(std::uint32_t frame, std::uint32_t flows, std::uint32_t src_off) {
   return std::vector<Slot>(Pipeline::kBurst, Slot{frame, flows, src_off});
+}
+
+// The baseline's work on one frame, the same in both benches: one rte_lpm
+// lookup of the IPv4 destination in `vrf` and the MAC rewrite l3fwd does.
+// Returns the route's egress port (an index into snap.ports).
+inline std::uint16_t baseline_forward(const FibSnapshot &snap, const VrfEntry &vrf,
+                                      std::uint8_t *frame) {
+  std::uint32_t dst;
+  std::memcpy(&dst, frame + 14 + 16, 4);
+  std::uint32_t nh = 0;
+  rte_lpm_lookup(vrf.lpm->get(), rte_be_to_cpu_32(dst), &nh);
+  const RouteAction &a = vrf.actions[nh];
+  std::memcpy(frame, a.dst_mac.data(), 6);
+  std::memcpy(frame + 6, snap.gateway_mac.data(), 6);
+  return a.out_port;
 }
 
 // A row of either bench: what it sends, its connection table, and its

@@ -270,15 +270,9 @@ int main(int argc, char **argv) {
       } else if (r.baseline) {
         cycles = measure(*arena, r, seconds, 0, [&](rte_mbuf **pkts) {
           for (std::uint16_t i = 0; i < Pipeline::kBurst; ++i) {
-            auto *d = rte_pktmbuf_mtod(pkts[i], std::uint8_t *);
-            std::uint32_t dst;
-            std::memcpy(&dst, d + 14 + 16, 4);
-            std::uint32_t nh = 0;
-            rte_lpm_lookup(vrf->lpm->get(), rte_be_to_cpu_32(dst), &nh);
-            const RouteAction &a = vrf->actions[nh];
-            std::memcpy(d, a.dst_mac.data(), 6);
-            std::memcpy(d + 6, snap->gateway_mac.data(), 6);
-            verdicts[i] = Verdict{Action::kForward, 0, a.out_port};
+            const std::uint16_t out =
+                baseline_forward(*snap, *vrf, rte_pktmbuf_mtod(pkts[i], std::uint8_t *));
+            verdicts[i] = Verdict{Action::kForward, 0, out};
           }
         });
       } else {

@@ -137,15 +137,9 @@ struct MinimalWorker {
       for (std::uint16_t i = 0; i < n; ++i) {
         if (i + kAhead < n)
           rte_prefetch0(rte_pktmbuf_mtod(pkts[i + kAhead], void *));
-        auto *d = rte_pktmbuf_mtod(pkts[i], std::uint8_t *);
-        std::uint32_t dst;
-        std::memcpy(&dst, d + 14 + 16, 4);
-        std::uint32_t nh = 0;
-        rte_lpm_lookup(vrf->lpm->get(), rte_be_to_cpu_32(dst), &nh);
-        const RouteAction &a = vrf->actions[nh];
-        std::memcpy(d, a.dst_mac.data(), 6);
-        std::memcpy(d + 6, snap.gateway_mac.data(), 6);
-        out_dev = snap.ports[a.out_port].dev;  // the row's packets share one route
+        const std::uint16_t out =
+            baseline_forward(snap, *vrf, rte_pktmbuf_mtod(pkts[i], std::uint8_t *));
+        out_dev = snap.ports[out].dev;  // the row's packets share one route
       }
       const std::uint16_t sent = rte_eth_tx_burst(out_dev, 0, pkts, n);
       if (sent < n)
